@@ -1,0 +1,89 @@
+"""``gesture live`` / ``gesture demo``: the pipeline plus its sinks (event log, window, keys, recorder)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .config import Config
+from .errors import GestureError
+from .modelio import load_model
+from .pipeline import Pipeline
+from .sinks import JsonlEventSink, PrintSink
+from .sources import open_source
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY")) or sys.platform in ("win32", "darwin")
+
+
+def describe_model(model) -> str:
+    if model.untrained:
+        return ("model: UNTRAINED (random weights; no bundled model found) - events are meaningless; "
+                "train one with `gesture train`")
+    trained = model.spec.trained or {}
+    what = trained.get("summary", "")
+    return f"model: {model.path} ({what})" if what else f"model: {model.path}"
+
+
+def run_live(args, cfg: Config, demo: bool = False) -> int:
+    model_dir = args.model or cfg.model.path
+    model = load_model(model_dir, cfg, precision=cfg.pipeline.precision, weights=args.weights,
+                       allow_untrained=demo)
+    print(describe_model(model), file=sys.stderr, flush=True)
+    source = open_source(args.source, realtime=cfg.capture.realtime, fps=cfg.capture.fps)
+    headless = args.headless or not has_display()
+    sinks = []
+    if headless:
+        sinks.append(PrintSink())
+    if args.events_out:
+        sinks.append(JsonlEventSink(args.events_out))
+    keys = None
+    if cfg.keys.map and (args.keys or args.dry_run or cfg.keys.armed or not headless):
+        try:
+            from .keys import KeySink
+        except ImportError:
+            KeySink = None
+        if KeySink is not None:
+            keys = KeySink(cfg.keys.map, armed=args.keys or cfg.keys.armed, dry_run=args.dry_run)
+            sinks.append(keys)
+    window = None
+    if not headless or args.record_overlay:
+        try:
+            from .overlay import OverlayApp
+        except ImportError:
+            OverlayApp = None
+        if OverlayApp is not None:
+            window = OverlayApp(cfg, model.labels, show=not headless, record_path=args.record_overlay,
+                                mirror=cfg.overlay.mirror and not args.no_mirror, keys=keys,
+                                record_dir=args.record_dir or cfg.recorder.dir)
+            sinks.append(window)
+    pipe = Pipeline(source, model, cfg, sinks=sinks)
+    print(f"source: {source.name} ({source.fps:.0f} fps, {source.policy.value}); stride {cfg.pipeline.stride}, "
+          f"{cfg.pipeline.precision}", file=sys.stderr, flush=True)
+    if window is not None:
+        window.attach(pipe)
+    pipe.run(seconds=args.seconds, tick=window.tick if window is not None else None)
+    s = pipe.stats.snapshot()
+    n = len(pipe.events)
+    summary = (f"done: {s['frames']} frames, {s['clips']} clips, {s['decisions']} decisions, {n} events, "
+               f"{pipe.dropped_frames} dropped frames, latency p95 {s['latency_p95_ms']:.0f} ms")
+    print(summary, file=sys.stderr, flush=True)
+    if n == 0:
+        if s["decisions"] == 0:
+            why = (f"no decisions were made: the head needs {cfg.pipeline.span} frames "
+                   f"({cfg.pipeline.span / source.fps:.1f} s) before its first decision")
+        elif model.untrained:
+            why = "the model is untrained, so nothing passed the threshold"
+        else:
+            why = f"no gesture passed debounce.threshold={cfg.debounce.threshold}"
+        print(f"no events: {why}", file=sys.stderr, flush=True)
+    return 0
+
+
+def record_command(args, cfg: Config) -> int:
+    try:
+        from .recorder import record_session
+    except ImportError:
+        raise GestureError("gesture record: the recorder is not available in this build") from None
+    return record_session(args, cfg)

@@ -1,0 +1,208 @@
+"""The ``gesture`` command. argparse parses; typed functions in other modules do the work.
+
+Subcommands: live, demo, features, synth, train, eval, record, bench.
+Errors the user can fix print one line (``gesture: error: ...``) and exit 2;
+``--debug`` shows the full traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _common_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, help="config YAML (default: the repository's config.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set pipeline.stride=4 (repeatable)")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+
+def _live_args(p: argparse.ArgumentParser, default_source: str) -> None:
+    p.add_argument("--source", default=default_source,
+                   help="camera index (0), a video file, or 'synthetic[:SEED]' (default: %(default)s)")
+    p.add_argument("--model", default=None, help="model folder (default: the bundled model)")
+    p.add_argument("--weights", default=None, help="Sports1M C3D Keras-2 HDF5, for models with the full backbone")
+    p.add_argument("--headless", action="store_true", help="no window; print events on stdout")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--events-out", default=None, metavar="FILE.jsonl", help="append one JSON object per event")
+    p.add_argument("--realtime", action="store_true", help="play a video file at its own fps (drops like a camera)")
+    p.add_argument("--stride", type=int, default=None, help="frames between clips/decisions (1, 2, 4, 8, 16)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
+    p.add_argument("--keys", action="store_true", help="arm keystrokes from the start")
+    p.add_argument("--dry-run", action="store_true", help="print the keystrokes that would be sent, send none")
+    p.add_argument("--no-mirror", action="store_true", help="do not mirror the displayed image")
+    p.add_argument("--record-overlay", default=None, metavar="OUT.mp4", help="write the overlaid video")
+    p.add_argument("--record-dir", default=None, help="dataset folder for corrected clips (recorder.dir)")
+    _common_config(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="gesture", description="Real-time webcam hand-gesture recognizer (C3D + BiLSTM)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("live", help="recognize gestures from a camera, file or synthetic stream")
+    _live_args(p, "0")
+    p = sub.add_parser("demo", help="the live pipeline on the built-in synthetic source with the bundled model")
+    _live_args(p, "synthetic")
+
+    p = sub.add_parser("features", help="fc7 features of a video's non-overlapping 16-frame clips")
+    p.add_argument("video")
+    p.add_argument("--weights", required=True, help="C3D_Sport1M_weights_keras_2.2.4.h5 (Keras-2 HDF5)")
+    p.add_argument("--out", required=True, help="output .npy, shape (n_clips, 4096) float32")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--batch", type=int, default=4)
+    _common_config(p)
+
+    p = sub.add_parser("synth", help="render synthetic gesture clips or a continuous stream")
+    ss = p.add_subparsers(dest="what", required=True)
+    q = ss.add_parser("clips", help="DIR/Train_Data/<label>/*.mp4 + DIR/meta.csv")
+    q.add_argument("--out", required=True)
+    q.add_argument("--per-class", type=int, required=True)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--width", type=int, default=320)
+    q.add_argument("--height", type=int, default=240)
+    q.add_argument("--workers", type=int, default=2)
+    q.add_argument("--debug", action="store_true")
+    q = ss.add_parser("stream", help="one video with gestures between no_gesture stretches + a CSV of them")
+    q.add_argument("--out", required=True, help="S.mp4 (S.csv is written beside it)")
+    q.add_argument("--minutes", type=float, required=True)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--width", type=int, default=320)
+    q.add_argument("--height", type=int, default=240)
+    q.add_argument("--debug", action="store_true")
+
+    p = sub.add_parser("train", help="train a model folder from labelled clips")
+    p.add_argument("--meta", required=True, action="append",
+                   help="meta CSV (file_path,action[,frame_count]) or a folder with one subfolder per label; repeatable")
+    p.add_argument("--out", required=True, help="model folder to write")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--weights", default=None, help="Sports1M C3D HDF5: frozen full backbone, cached fc7 features")
+    g.add_argument("--backbone", choices=("small",), default=None, help="width-scaled C3D trained from scratch")
+    p.add_argument("--width", type=float, default=None, help="small backbone width multiplier (default 0.125)")
+    p.add_argument("--head", choices=("small", "seed"), default="small")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-split", type=float, default=0.2)
+    p.add_argument("--minutes", type=float, default=None, help="stop training after this wall time")
+    p.add_argument("--strict", action="store_true", help="a clip shorter than 16 frames is fatal, not skipped")
+    p.add_argument("--recipe", choices=("ours", "seed"), default="ours", help=argparse.SUPPRESS)
+    p.add_argument("--cache", default=None, help="feature cache folder (default ~/.cache/gesture)")
+    _common_config(p)
+
+    p = sub.add_parser("eval", help="clip accuracy on a meta CSV, or event metrics on a stream")
+    p.add_argument("--model", default=None, help="model folder (default: the bundled model)")
+    p.add_argument("--weights", default=None)
+    p.add_argument("--meta", default=None)
+    p.add_argument("--stream", default=None)
+    p.add_argument("--annotations", default=None, help="stream CSV label,start_frame,end_frame (default: S.csv)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--stride", type=int, default=None)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
+    _common_config(p)
+
+    p = sub.add_parser("record", help="guided recording of new training clips")
+    p.add_argument("--label", required=True)
+    p.add_argument("--count", type=int, default=5)
+    p.add_argument("--seconds", type=float, default=None)
+    p.add_argument("--source", default="0")
+    p.add_argument("--out", default=None, help="dataset folder (default: recorder.dir)")
+    p.add_argument("--headless", action="store_true")
+    _common_config(p)
+
+    p = sub.add_parser("bench", help="throughput and latency of the real live pipeline")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--backbone", choices=("full", "small"), default="full")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
+    p.add_argument("--stride", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--offline", action="store_true", help="C3D clips/s at batch 1, 4, 16 and feature extraction")
+    p.add_argument("--model", default=None)
+    _common_config(p)
+    return ap
+
+
+def load_cfg(args):
+    from .config import load_config, parse_override
+
+    cfg = load_config(args.config)
+    over = dict(parse_override(s) for s in getattr(args, "overrides", []) or [])
+    for flag, key in (("stride", "pipeline.stride"), ("precision", "pipeline.precision")):
+        v = getattr(args, flag, None)
+        if v is not None:
+            over[key] = v
+    if getattr(args, "realtime", False):
+        over["capture.realtime"] = True
+    return cfg.replace(**over) if over else cfg
+
+
+def dispatch(args) -> int:
+    cmd = args.cmd
+    if cmd in ("live", "demo"):
+        from .app import run_live
+
+        return run_live(args, load_cfg(args), demo=(cmd == "demo"))
+    if cmd == "features":
+        from .features import features_command
+
+        cfg = load_cfg(args)
+        feats = features_command(args.video, args.weights, args.out, cfg, args.precision, args.batch)
+        print(f"wrote {args.out}: {feats.shape[0]} clips x {feats.shape[1] if feats.ndim == 2 else 0} features (fc7)")
+        return 0
+    if cmd == "synth":
+        from . import synth
+
+        if args.what == "clips":
+            meta = synth.write_clips(args.out, args.per_class, args.seed, width=args.width, height=args.height,
+                                     workers=args.workers)
+            print(f"wrote {meta}")
+        else:
+            mp4, csv = synth.write_stream(args.out, args.minutes, args.seed, width=args.width, height=args.height)
+            print(f"wrote {mp4} and {csv}")
+        return 0
+    if cmd == "train":
+        from .train import train_command
+
+        return train_command(args, load_cfg(args))
+    if cmd == "eval":
+        from .evaluate import eval_command
+
+        return eval_command(args, load_cfg(args))
+    if cmd == "record":
+        from .app import record_command
+
+        return record_command(args, load_cfg(args))
+    if cmd == "bench":
+        from .bench import bench_command
+
+        return bench_command(args, load_cfg(args))
+    raise SystemExit(f"unknown command {cmd}")
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    args = build_parser().parse_args(argv)
+    from .errors import GestureError
+
+    try:
+        return int(dispatch(args) or 0)
+    except KeyboardInterrupt:
+        print("gesture: interrupted", file=sys.stderr)
+        return 130
+    except GestureError as e:
+        if args.debug:
+            raise
+        print(f"gesture: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if args.debug:
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""
+        print(f"gesture: error: {type(e).__name__}: {first} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The one preprocessing path, shared by live capture, ``gesture features`` and training.
+
+The Sports1M C3D was trained in Caffe on BGR frames in 0..255, resized to
+171x128 (w x h), with the mean subtracted and a 112x112 crop taken. The seed
+post squashed frames straight to 112x112 with INTER_AREA and divided by 255,
+so the pretrained filters saw inputs ~100x smaller than in training: one reason
+it never learned.
+
+The work is split in two so the capture thread does the cheap, per-frame part
+once and the ring buffer can hold compact uint8 frames:
+
+* :func:`crop_frame` (capture thread): ``(H, W, 3) uint8 BGR`` -> resize to
+  ``preprocess.resize`` with ``cv2.INTER_LINEAR`` -> crop ``(size, size, 3) uint8``.
+* :func:`to_model_input` (inference): ``(..., size, size, 3) uint8`` ->
+  float32 minus the BGR channel means.
+
+Subtracting the means after the crop gives the same numbers as before it
+(it is per channel), and resizing the uint8 frame is what reading frames with
+OpenCV and resizing them does in the reference recipe.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .config import PipelineConfig, PreprocessConfig
+from .errors import GestureError
+
+
+def as_bgr(frame: np.ndarray, source: str = "frame") -> np.ndarray:
+    """Any decoded frame -> ``(H, W, 3) uint8 BGR``: grayscale is expanded, BGRA loses alpha."""
+    if not isinstance(frame, np.ndarray) or frame.size == 0:
+        raise GestureError(f"{source}: empty or missing frame")
+    if frame.dtype != np.uint8:
+        if np.issubdtype(frame.dtype, np.floating):
+            frame = np.clip(frame, 0, 255)
+        elif frame.dtype == np.uint16:
+            frame = frame >> 8
+        frame = frame.astype(np.uint8)
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        return cv2.cvtColor(frame[:, :, 0], cv2.COLOR_GRAY2BGR)
+    if frame.ndim == 3 and frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        return frame
+    raise GestureError(f"{source}: unsupported frame shape {frame.shape} (expected HxW, HxWx1, HxWx3 or HxWx4)")
+
+
+def crop_frame(
+    frame: np.ndarray,
+    pre: PreprocessConfig | None = None,
+    size: int = 112,
+    out: np.ndarray | None = None,
+    source: str = "frame",
+) -> np.ndarray:
+    """``(H, W, C) uint8`` camera frame -> ``(size, size, 3) uint8 BGR`` crop (written into ``out`` if given)."""
+    pre = pre or PreprocessConfig()
+    frame = as_bgr(frame, source)
+    w, h = pre.resize
+    if frame.shape[1] != w or frame.shape[0] != h:
+        frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
+    r, c = pre.crop
+    crop = frame[r : r + size, c : c + size]
+    if out is None:
+        return np.ascontiguousarray(crop)
+    out[...] = crop
+    return out
+
+
+def crop_frames(frames, pre: PreprocessConfig | None = None, size: int = 112) -> np.ndarray:
+    """A sequence of frames -> ``(T, size, size, 3) uint8``."""
+    frames = list(frames)
+    out = np.empty((len(frames), size, size, 3), np.uint8)
+    for i, f in enumerate(frames):
+        crop_frame(f, pre, size, out=out[i])
+    return out
+
+
+def to_model_input(crops: np.ndarray, pre: PreprocessConfig | None = None, dtype=np.float32) -> np.ndarray:
+    """``(..., size, size, 3) uint8`` crops -> float input for C3D (BGR minus the Sports1M means)."""
+    pre = pre or PreprocessConfig()
+    mean = np.asarray(pre.mean_bgr, dtype=np.float32)
+    return (crops.astype(np.float32) - mean).astype(dtype, copy=False)
+
+
+def clip_starts(n_frames: int, clip_len: int = 16) -> list[int]:
+    """Start frames of the non-overlapping clips from frame 0: floor(n / clip_len) of them."""
+    return list(range(0, n_frames - clip_len + 1, clip_len))
+
+
+def describe(pre: PreprocessConfig, pipe: PipelineConfig) -> dict:
+    """The preprocessing fields saved beside the weights and checked at load time."""
+    return {
+        "color": "BGR",
+        "range": [0, 255],
+        "resize": list(pre.resize),
+        "interpolation": "INTER_LINEAR",
+        "crop": list(pre.crop),
+        "mean_bgr": list(pre.mean_bgr),
+        "size": pipe.size,
+    }
