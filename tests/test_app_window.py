@@ -1,0 +1,242 @@
+"""The live window: drawing (pure), the real window under Xvfb, real key presses, --record-overlay.
+
+The pipeline is real (a tiny random model from tests/helpers.py on a generated
+video); the window is a real OpenCV window on a private Xvfb; screenshots are
+taken from the X server; keys are real X key presses (xdotool, XTest).
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import helpers  # noqa: E402
+from xvfb import xdisplay, xserver  # noqa: E402,F401
+
+from realtime.config import load_config  # noqa: E402
+from realtime.engine import Event, Prediction  # noqa: E402
+from realtime.keys import KeySink  # noqa: E402
+from realtime.overlay import HEIGHT, PALETTE, PANEL, WINDOW, OverlayApp  # noqa: E402
+from realtime.pipeline import Frame, Pipeline  # noqa: E402
+from realtime.sources import open_source  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config()
+
+
+@pytest.fixture(scope="module")
+def model(cfg):
+    return helpers.tiny_loaded(cfg)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    path, _ = helpers.write_video(tmp_path_factory.mktemp("video") / "cam.avi", n=200, width=320, height=240)
+    return path
+
+
+def two_colour_frame(fid: int = 0) -> Frame:
+    img = np.zeros((240, 320, 3), np.uint8)
+    img[:, :160] = (0, 0, 255)   # left half red, right half blue (BGR)
+    img[:, 160:] = (255, 0, 0)
+    return Frame(img, fid, 0.0)
+
+
+def prediction(probs, fid: int = 200) -> Prediction:
+    p = np.asarray(probs, np.float32)
+    return Prediction(fid, p, p, 1.0, 1.05, None)
+
+
+def run_until(app: OverlayApp, pipe: Pipeline, cond, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        app.tick()
+        time.sleep(0.02)
+    assert cond(), "timed out"
+
+
+# -- drawing, no window -------------------------------------------------------------------------
+
+def test_canvas_layout_and_mirror_is_display_only(cfg):
+    labels = list(cfg.labels)
+    for mirror, left in ((True, (255, 0, 0)), (False, (0, 0, 255))):
+        app = OverlayApp(cfg, labels, show=False, mirror=mirror)
+        frame = two_colour_frame()
+        c = app.draw(frame)
+        assert c.shape == (HEIGHT, 640 + PANEL, 3)
+        assert tuple(int(v) for v in c[240, 5]) == left
+        assert tuple(int(v) for v in frame.image[0, 0]) == (0, 0, 255)  # the captured frame is untouched
+
+
+def test_bars_show_the_probabilities_in_the_label_colours(cfg):
+    labels = list(cfg.labels)
+    app = OverlayApp(cfg, labels, show=False)
+    app.on_prediction(prediction([0.9, 0.05, 0.02, 0.02, 0.01]))
+    c = app.draw(two_colour_frame())
+    panel = c[:, 640:]
+    bar0 = panel[76 + 6 + 6, 16 + 100]      # inside the first bar, well below 0.9
+    assert tuple(int(v) for v in bar0) == PALETTE[0]
+    bar4 = panel[76 + 4 * 36 + 12, 16 + 100]  # no_gesture at 0.01: only the track there
+    assert tuple(int(v) for v in bar4) != PALETTE[0] and max(bar4) < 80
+
+
+def test_last_event_fades_out(cfg):
+    now = [0.0]
+    labels = list(cfg.labels)
+    frame = two_colour_frame()
+    plain = OverlayApp(cfg, labels, show=False, clock=lambda: now[0]).draw(frame).copy()
+    app = OverlayApp(cfg, labels, show=False, clock=lambda: now[0], fade_s=1.5)
+    app.on_event(Event("Shake_Hand", 0.93, 190, 0.0, 0.0, 6.3))
+    band = (slice(HEIGHT - 70, HEIGHT - 12), slice(12, 640 - 12))
+
+    def diff_at(t):
+        now[0] = t
+        return np.abs(app.draw(frame)[band].astype(int) - plain[band].astype(int)).mean()
+
+    fresh, half, gone = diff_at(0.05), diff_at(0.75), diff_at(1.6)
+    assert fresh > 30 and 0.3 * fresh < half < 0.7 * fresh and gone == 0
+
+
+def test_pause_freezes_ignores_events_and_holds_keys_off(cfg, xdisplay):
+    keys = KeySink(cfg.keys.map, armed=True, dry_run=False)
+    app = OverlayApp(cfg, list(cfg.labels), show=False, keys=keys)
+    app.handle_key(ord(" "))
+    assert app.paused and not keys.armed
+    app.on_event(Event("Shake_Hand", 0.93, 190, 0.0, 0.0, 6.3))
+    app.on_prediction(prediction([0.9, 0.05, 0.02, 0.02, 0.01]))
+    assert app._event is None and app._pred is None
+    app.handle_key(ord(" "))
+    assert not app.paused and keys.armed
+    app.handle_key(ord("k"))
+    assert not keys.armed
+    app.handle_key(ord("q"))
+    assert app.tick() is False
+
+
+# -- the real pipeline, corrections -------------------------------------------------------------
+
+@pytest.mark.timeout(180)
+def test_correction_keys_save_the_last_frames_with_what_the_model_said(cfg, model, video, tmp_path):
+    app = OverlayApp(cfg, model.labels, show=False, record_dir=str(tmp_path / "ds"))
+    pipe = Pipeline(open_source(str(video)), model, cfg, sinks=[app])
+    app.attach(pipe)
+    try:
+        pipe.start()
+        run_until(app, pipe, lambda: pipe.done)
+        t = time.monotonic()
+        app.on_event(Event("2_Fingers_Left", 0.81, 191, t, t, 191 / 30))
+        app.handle_key(ord("4"))   # "that was Shake_Hand"
+        app.handle_key(ord("0"))   # "that was no gesture"
+    finally:
+        pipe.stop()                # closes the app, which drains the recorder
+    with open(tmp_path / "ds" / "meta.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["action"], r["predicted"], r["confidence"]) for r in rows] == [
+        ("Shake_Hand", "2_Fingers_Left", "0.8100"), ("no_gesture", "2_Fingers_Left", "0.8100")]
+    for r in rows:
+        assert r["frame_count"] == str(cfg.recorder_frames)
+        got = helpers.read_video_frames(tmp_path / "ds" / r["file_path"])
+        assert got.shape == (cfg.recorder_frames, 112, 112, 3)
+
+
+# -- the real window under Xvfb ------------------------------------------------------------------
+
+def _window_pixels(xserver, app):
+    x, y, w, h = cv2.getWindowImageRect(WINDOW)
+    shot = xserver.screenshot()
+    return shot[y:y + h, x:x + w], (x, y, w, h)
+
+
+@pytest.mark.timeout(180)
+def test_window_opens_and_a_screenshot_shows_the_overlay(cfg, model, video, xdisplay, tmp_path):
+    app = OverlayApp(cfg, model.labels, show=True, keys=KeySink(cfg.keys.map), record_dir=str(tmp_path))
+    pipe = Pipeline(open_source(str(video)), model, cfg, sinks=[app])
+    app.attach(pipe)
+    try:
+        pipe.start()
+        run_until(app, pipe, lambda: pipe.done and app._pred is not None)
+        app.on_prediction(prediction([0.05, 0.85, 0.04, 0.03, 0.03]))
+        for _ in range(5):
+            app.tick()
+            time.sleep(0.02)
+        shown, (x, y, w, h) = _window_pixels(xdisplay, app)
+        cv2.imwrite(str(tmp_path / "screenshot.png"), xdisplay.screenshot())
+        canvas = app._canvas
+        assert (w, h) == (canvas.shape[1], canvas.shape[0])
+        same = np.all(shown == canvas, axis=2).mean()
+        assert same > 0.99, f"only {same:.1%} of the window's pixels are the overlay"
+        bar = shown[76 + 36 + 12, 640 + 16 + 100]   # second label's bar at 0.85
+        assert tuple(int(v) for v in bar) == PALETTE[1]
+        assert len(np.unique(shown[:, :640].reshape(-1, 3), axis=0)) > 50  # the camera image, not a blank
+    finally:
+        pipe.stop()
+    assert not app._window_open
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.skipif(shutil.which("xdotool") is None, reason="xdotool is not installed (apt-get install xdotool)")
+def test_real_key_presses_drive_the_window(cfg, model, video, xdisplay, tmp_path):
+    keys = KeySink(cfg.keys.map, armed=False)
+    app = OverlayApp(cfg, model.labels, show=True, keys=keys, record_dir=str(tmp_path / "ds"))
+    pipe = Pipeline(open_source(str(video)), model, cfg, sinks=[app])
+    app.attach(pipe)
+    env = {"DISPLAY": xdisplay.display, "PATH": "/usr/bin:/bin"}
+
+    def press(key: str, cond) -> None:
+        p = subprocess.Popen(["xdotool", "key", "--delay", "30", key], env=env)
+        try:
+            run_until(app, pipe, cond, timeout=10)
+        finally:
+            p.wait(10)
+
+    try:
+        pipe.start()
+        run_until(app, pipe, lambda: pipe.done)
+        wid = subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--name", f"^{WINDOW}$"], env=env,
+                             capture_output=True, text=True, timeout=20).stdout.split()
+        assert wid, "the window is not on the X server"
+        subprocess.run(["xdotool", "windowfocus", "--sync", wid[0]], env=env, check=True, timeout=20)
+        press("h", lambda: app.help)
+        press("k", lambda: keys.armed)
+        press("space", lambda: app.paused)
+        assert not keys.armed            # held off while paused
+        press("space", lambda: not app.paused)
+        assert keys.armed
+        press("3", lambda: app.recorder is not None and app.recorder.saved == 1)
+        press("q", lambda: app.quit)
+        assert app.tick() is False
+    finally:
+        pipe.stop()
+    with open(tmp_path / "ds" / "meta.csv", newline="") as f:
+        assert [r["action"] for r in csv.DictReader(f)] == ["2_Fingers_Right"]
+
+
+# -- --record-overlay, headless ---------------------------------------------------------------------
+
+@pytest.mark.timeout(300)
+def test_record_overlay_headless_writes_a_readable_mp4(cfg, video, tmp_path, monkeypatch):
+    from realtime.cli import main
+
+    monkeypatch.delenv("DISPLAY", raising=False)   # no window may be opened
+    model_dir, *_ = helpers.write_tiny_model(tmp_path / "tiny", cfg)
+    out = tmp_path / "overlay.mp4"
+    rc = main(["live", "--source", str(video), "--model", str(model_dir), "--headless",
+               "--record-overlay", str(out)])
+    assert rc == 0
+    frames = helpers.read_video_frames(out)
+    assert frames.shape[1:] == (HEIGHT, 640 + PANEL, 3)
+    assert 1 <= len(frames) <= 200
+    last = frames[-1]
+    assert np.abs(last[:, 640:].astype(int) - (32, 30, 28)).mean() < 40   # the dark side panel
+    assert last[:, :640].std() > 20                                       # the camera image
