@@ -105,7 +105,12 @@ def check_against_config(spec: ModelSpec, cfg: Config, where: str = "model") -> 
     want = describe(cfg.preprocess, p)
     for k, v in want.items():
         got = spec.preprocess.get(k)
-        if got is None or (isinstance(v, list) and not np.allclose(got, v)) or (not isinstance(v, list) and got != v):
+        if isinstance(v, list):  # a hand-edited model.json may hold anything here: compare, never crash
+            same = isinstance(got, list) and len(got) == len(v) and all(
+                isinstance(g, (int, float)) and not isinstance(g, bool) for g in got) and np.allclose(got, v)
+        else:
+            same = got == v
+        if got is None or not same:
             raise GestureError(
                 f"{where}: model field 'preprocess.{k}' = {got} disagrees with config ({v})"
             )

@@ -150,9 +150,12 @@ class Pipeline:
                                       self._on_prediction, self.stats)
         self._started = False
         self._stopped = False
+        self._sinks_closed = False
 
     # -- sinks ------------------------------------------------------------------------------
     def _call_sinks(self, method: str, arg) -> None:
+        if self._sinks_closed:  # a worker still finishing a model call after stop(): sinks are gone
+            return
         for i, s in enumerate(self.sinks):
             if i in self._sink_errors:
                 continue
@@ -186,16 +189,25 @@ class Pipeline:
         self.capture.start()
         return self
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop both threads, waiting at most ``timeout`` seconds in all (Ctrl-C exits within a second).
+
+        A capture thread stuck inside ``source.read()`` (a hung camera) cannot be interrupted; it is a
+        daemon, and closing the source below is what unblocks most sources.
+        """
         if self._stopped:
             return
         self._stopped = True
         self.stop_event.set()
         self.ring.close()
-        for t in (self.capture, self.worker):
+        deadline = time.monotonic() + timeout
+        # The worker first: it only ever waits on the ring (which is closed), so it ends at once
+        # unless a model call is in flight; the capture thread may be blocked in the source.
+        for t in (self.worker, self.capture):
             if t.is_alive():
-                t.join(timeout)
+                t.join(max(0.0, deadline - time.monotonic()))
         self.source.close()
+        self._sinks_closed = True
         for s in self.sinks:
             close = getattr(s, "close", None)
             if close is not None:

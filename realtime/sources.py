@@ -117,7 +117,10 @@ class VideoFileSource(FrameSource):
 
     def open(self):
         if not self.path.exists():
-            raise SourceError(f"{self.path}: video file not found")
+            raise SourceError(
+                f"{self.path}: video file not found; pick another with --source FILE.mp4, "
+                f"a camera index (--source 0) or --source synthetic"
+            )
         self.cap = cv2.VideoCapture(str(self.path))
         if not self.cap.isOpened():
             self.cap.release()
