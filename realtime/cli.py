@@ -194,14 +194,29 @@ def main(argv=None) -> int:
     except GestureError as e:
         if args.debug:
             raise
-        print(f"gesture: error: {e}", file=sys.stderr)
+        # One line, always: a message quoting user text (a YAML key, a CSV cell) may hold a newline.
+        print(f"gesture: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except Exception as e:
         if args.debug:
             raise
-        first = str(e).splitlines()[0] if str(e) else ""
-        print(f"gesture: error: {type(e).__name__}: {first} (run with --debug for the traceback)", file=sys.stderr)
+        print(f"gesture: error: {_summary(e)} (run with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _summary(e: BaseException) -> str:
+    """``Type: first line`` of an unexpected exception.
+
+    An error raised inside a ``tf.function`` (a model call on the inference worker) reads
+    ``in user code:`` + a stack listing; its last line is the real ``ValueError: ...``.
+    """
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    if lines[0] == "in user code:" and len(lines) > 1:
+        last = lines[-1]
+        return last if last.split(":", 1)[0].endswith(("Error", "Exception")) else f"{type(e).__name__}: {last}"
+    return f"{type(e).__name__}: {lines[0]}"
 
 
 if __name__ == "__main__":

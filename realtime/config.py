@@ -154,9 +154,16 @@ def _check(key: str, tp, value, meta, source: str):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}'{key}' must be an integer, got {value!r}")
     elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}'{key}' must be a number, got {value!r}")
-        value = float(value)
+        try:  # an integer beyond float range (10**400 in YAML) overflows: a bad value, not a crash
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:20] + "..." + repr(value)[-8:]
+            raise ConfigError(f"{where}'{key}' must be a finite number, got {shown}")
+        value = number
     elif tp is str:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}'{key}' must be a non-empty string, got {value!r}")
@@ -288,7 +295,14 @@ def load_config(path: str | Path | None = None) -> Config:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}: not valid YAML{where}") from None
+    except Exception as e:  # explicit tags on bad scalars ('!!int abc') raise ValueError etc. from PyYAML
+        raise ConfigError(f"{path}: not valid YAML ({type(e).__name__}: {_first_line(e)})") from None
     return from_dict(raw, source=str(path))
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:200] if lines else ""
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -298,6 +312,6 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, _, val = text.partition("=")
     try:
         value = yaml.safe_load(val)
-    except yaml.YAMLError:
+    except Exception:  # YAMLError, or ValueError etc. for '!!int abc'
         raise ConfigError(f"--set {key}: value {val!r} is not valid YAML") from None
     return key.strip(), value

@@ -76,11 +76,13 @@ def read_spec(model_dir: str | Path) -> ModelSpec:
     for name in REQUIRED_FILES:
         if not (d / name).is_file():
             raise GestureError(f"{d}: model folder is missing {name}")
-    try:
-        raw = json.loads((d / "model.json").read_text())
-        labels = json.loads((d / "labels.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise GestureError(f"{d}: cannot read model.json/labels.json ({e})") from None
+    parsed = {}
+    for name in ("model.json", "labels.json"):
+        try:
+            parsed[name] = json.loads((d / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise GestureError(f"{d / name}: cannot read it as JSON ({e})") from None
+    raw, labels = parsed["model.json"], parsed["labels.json"]
     if not isinstance(raw, dict):
         raise GestureError(f"{d / 'model.json'}: must be a JSON object")
     unknown = set(raw) - set(ModelSpec.__dataclass_fields__)
@@ -89,9 +91,51 @@ def read_spec(model_dir: str | Path) -> ModelSpec:
     if "labels" not in raw:
         raise GestureError(f"{d / 'model.json'}: missing field 'labels'")
     spec = ModelSpec(**raw)
+    _check_spec_types(spec, d / "model.json")
     if labels != spec.labels:
         raise GestureError(f"{d}: labels.json {labels} disagrees with model.json labels {spec.labels}")
     return spec
+
+
+def _check_spec_types(spec: ModelSpec, where: Path) -> None:
+    """A hand-edited model.json must fail here with the field named, not as a TypeError deep in Keras
+    (or, with ``backbone.width: 1000``, by trying to allocate a model a million times too big)."""
+    def bad(fld, want, got):
+        raise GestureError(f"{where}: field '{fld}' must be {want}, got {got!r}")
+
+    if not isinstance(spec.labels, list) or not all(isinstance(x, str) and x for x in spec.labels):
+        bad("labels", "a list of label names", spec.labels)
+    for fld in ("clip_len", "size", "feature_spacing", "window"):
+        v = getattr(spec, fld)
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 512:
+            bad(fld, "an integer in 1..512", v)
+    for fld in ("preprocess", "backbone", "head", "trained"):
+        if not isinstance(getattr(spec, fld), dict):
+            bad(fld, "a JSON object", getattr(spec, fld))
+    bb = spec.backbone
+    if bb.get("kind", "c3d") not in ("c3d", "sports1m"):
+        bad("backbone.kind", "'c3d' or 'sports1m'", bb.get("kind"))
+    w = bb.get("width", 1.0)
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 1:
+        bad("backbone.width", "a number in (0, 1]", w)
+    if not isinstance(bb.get("weights", ""), str):
+        bad("backbone.weights", "a file name", bb.get("weights"))
+    from .head import HEAD_KINDS
+
+    hd = spec.head
+    if hd.get("kind", "small") not in HEAD_KINDS:
+        bad("head.kind", f"one of {list(HEAD_KINDS)}", hd.get("kind"))
+    for k, v in hd.items():
+        if k == "kind":
+            continue
+        if k in ("units", "proj"):
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 4096:
+                bad(f"head.{k}", "an integer in 1..4096", v)
+        elif k == "dropout":
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+                bad("head.dropout", "a number in [0, 1)", v)
+        else:
+            raise GestureError(f"{where}: unknown field 'head.{k}' (allowed: kind, units, proj, dropout)")
 
 
 def check_against_config(spec: ModelSpec, cfg: Config, where: str = "model") -> None:
@@ -223,20 +267,122 @@ def load_model(
 
 
 def _load_weights(model, path: Path) -> None:
+    import warnings
+
     try:
-        model.load_weights(str(path))
+        # Keras only *warns* when layers nested in a container found no weights in the file and
+        # keeps their random initialisation: a half-random model must be refused, not run.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.load_weights(str(path))
     except Exception as e:  # Keras raises ValueError/KeyError/OSError on mismatch or corrupt files
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise GestureError(f"{path}: weights do not fit this model ({msg[:200]})") from None
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        msg = lines[0] if lines else type(e).__name__
+        if msg.endswith(":") and len(lines) > 1:  # "... Example error message for object <X>:" + the error
+            msg = f"{msg} {lines[1]}"
+        msg = msg.split(" Target variable:")[0]
+        raise GestureError(f"{path}: weights do not fit this model ({msg[:300]})") from None
+    partial = [w for w in caught if "freshly-initialized" in str(w.message)]
+    if partial:
+        first = str(partial[0].message).split(":")[0]
+        raise GestureError(f"{path}: weights do not fit this model ({first}; some layers would stay random)")
 
 
-def predict_fn(model):
-    """A fast inference callable ``np.ndarray -> np.ndarray`` for ``model`` (compiled on TensorFlow)."""
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU has bf16 instructions oneDNN uses (AVX512_BF16 or AMX); False where unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+NARROW_CONV1 = 32  # conv1 with fewer filters runs faster as a 2D convolution (see _stacked_conv1_forward)
+
+
+def _stacked_conv1_forward(model):
+    """A faster forward pass for a C3D (:func:`realtime.c3d.build_c3d`) whose conv1 is narrow, or None.
+
+    oneDNN runs a 3x3x3 Conv3D with 3 input channels and few filters poorly (width 0.125: conv1 is
+    0.26 of 1.4 GFLOP but ~60% of the time on 2 Zen 3 cores). The same convolution is a 2D one
+    over each frame stacked with its two neighbours: ``(N, L, H, W, 3)`` -> pad time by one ->
+    ``(N*L, H, W, 9)`` (frames t-1, t, t+1) with the kernel reshaped ``(3, 3, 3, 3, C)`` ->
+    ``(3, 3, 9, C)``; the later layers run unchanged. Same numbers up to float rounding order
+    (~1e-6 relative). At full width (64 filters) the Conv3D is as fast, so it is kept.
+    Returns None (use the plain model) unless ``model`` is exactly that chain.
+    """
+    import keras
+
+    try:
+        layers = list(model.layers)
+        c1 = layers[1]
+        ok = (isinstance(layers[0], keras.layers.InputLayer) and isinstance(c1, keras.layers.Conv3D)
+              and c1.name == "conv1" and c1.filters < NARROW_CONV1 and tuple(c1.kernel_size) == (3, 3, 3)
+              and tuple(c1.strides) == (1, 1, 1) and tuple(c1.dilation_rate) == (1, 1, 1)
+              and c1.padding == "same" and c1.data_format == "channels_last" and c1.groups == 1
+              and c1.use_bias and c1.activation is keras.activations.relu
+              and c1.kernel.shape[3] == 3 and len(model.outputs) == 1
+              and model.outputs[0] is layers[-1].output)
+        for prev, layer in zip(layers[1:-1], layers[2:]):  # a plain chain: each layer reads the previous
+            nodes = layer._inbound_nodes
+            ok = ok and len(nodes) == 1 and [n.operation for n in nodes[0].parent_nodes] == [prev]
+    except Exception:  # anything unexpected: the plain model call
+        return None
+    if not ok:
+        return None
+    import tensorflow as tf
+
+    rest = layers[2:]
+
+    def forward(x):
+        dt = c1.compute_dtype
+        x = tf.cast(x, dt)
+        L, H, W = x.shape[1], x.shape[2], x.shape[3]
+        p = tf.pad(x, [[0, 0], [1, 1], [0, 0], [0, 0], [0, 0]])
+        s = tf.reshape(tf.concat([p[:, 0:L], p[:, 1:L + 1], p[:, 2:L + 2]], axis=-1), [-1, H, W, 9])
+        k = tf.reshape(tf.transpose(tf.cast(c1.kernel, dt), [1, 2, 0, 3, 4]), [3, 3, 9, c1.filters])
+        h = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(s, k, 1, "SAME"), tf.cast(c1.bias, dt)))
+        h = tf.reshape(h, [-1, L, H, W, c1.filters])
+        for layer in rest:
+            h = layer(h, training=False)
+        return h
+
+    return forward
+
+
+def predict_fn(model, mean_bgr=None):
+    """A fast inference callable ``np.ndarray -> np.ndarray`` for ``model`` (compiled on TensorFlow).
+
+    ``mean_bgr``: the callable takes ``(N, L, S, S, 3) uint8`` crops and subtracts these BGR means
+    inside the compiled function (the same float32 numbers as :func:`preprocess.to_model_input`,
+    without a float32 copy of the batch made in NumPy first).
+
+    A bf16 model on a CPU without bf16 instructions (e.g. AVX2-only) is compiled with XLA: there
+    TensorFlow's own bf16 convolutions are emulated (about 33 s per full C3D clip on 2 Zen 3
+    cores, against about 2 s with XLA). Where oneDNN has AMX/AVX512_BF16, or for fp32, the plain
+    graph is faster than XLA and is used.
+    """
     import keras
 
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        f = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        layers = [model, *getattr(model, "layers", [])]  # an fc7 extractor's own policy may say float32
+        bf16 = any(getattr(l, "compute_dtype", None) == "bfloat16" for l in layers)
+        jit = bf16 and not cpu_has_native_bf16() and not tf.config.list_physical_devices("GPU")
+        fwd = _stacked_conv1_forward(model) or (lambda x: model(x, training=False))
+        if mean_bgr is None:
+            f = tf.function(fwd, reduce_retracing=True, jit_compile=jit)
+        else:
+            mean = tf.constant(np.asarray(mean_bgr, np.float32))
+            f = tf.function(lambda x: fwd(tf.cast(x, tf.float32) - mean), reduce_retracing=True, jit_compile=jit)
         return lambda x: np.asarray(f(x)).astype(np.float32, copy=False)
+    if mean_bgr is not None:
+        mean = np.asarray(mean_bgr, np.float32)
+        return lambda x: np.asarray(keras.ops.convert_to_numpy(model(x.astype(np.float32) - mean, training=False)),
+                                    dtype=np.float32)
     return lambda x: np.asarray(keras.ops.convert_to_numpy(model(x, training=False)), dtype=np.float32)

@@ -243,9 +243,12 @@ class Pipeline:
         ``tick`` (main thread; e.g. the overlay window) is called every ``tick_interval`` s.
         Thread exceptions are re-raised here after the pipeline is stopped.
         """
-        self.start()
-        t_end = None if seconds is None else time.monotonic() + seconds
+        t_end = None
         try:
+            # start() runs the warm-up in this thread: if the model fails there, the source and the
+            # sinks (event file, window, recorder thread) must still be closed by stop().
+            self.start()
+            t_end = None if seconds is None else time.monotonic() + seconds
             while True:
                 if self.capture.error is not None or self.worker.error is not None:
                     break
