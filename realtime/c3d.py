@@ -33,6 +33,33 @@ BASE_FC = 4096
 SPORTS1M_CLASSES = 487
 
 
+class TimeTapsConv3D(keras.layers.Conv3D):
+    """A 3x3x3 'same' Conv3D computed as one Conv2D over the 3 stacked time taps.
+
+    Same kernel shape ``(3, 3, 3, cin, cout)`` and the same numbers as Conv3D
+    (so Sports1M weights load unchanged), but CPU Conv2D kernels are far better
+    tuned than Conv3D ones for few input channels: on our 2-core CPU conv1+conv2
+    of the small backbone train about 2x faster this way.
+    """
+
+    def call(self, x):
+        from keras import ops
+
+        _, T, H, W, cin = x.shape
+        xp = ops.pad(x, ((0, 0), (1, 1), (0, 0), (0, 0), (0, 0)))
+        st = ops.concatenate([xp[:, i : i + T] for i in range(3)], axis=-1)
+        st = ops.reshape(st, (-1, H, W, 3 * cin))
+        k = ops.reshape(ops.transpose(self.kernel, (1, 2, 0, 3, 4)), (3, 3, 3 * cin, self.filters))
+        y = ops.conv(st, k, strides=1, padding="same")
+        y = ops.reshape(y, (-1, T, H, W, self.filters))
+        if self.use_bias:
+            y = y + self.bias
+        return self.activation(y) if self.activation is not None else y
+
+
+TAPS_LAYERS = ("conv1", "conv2")
+
+
 def scaled(n: int, width: float) -> int:
     """Channels at a width multiplier (at least 4)."""
     return max(4, int(round(n * width)))
@@ -50,11 +77,14 @@ def build_c3d(
     n_classes: int = SPORTS1M_CLASSES,
     dropout: float = 0.5,
     name: str = "c3d",
+    input_scale: float = 1.0,
 ) -> keras.Model:
     """C3D to fc8 (softmax, 487 Sports1M classes) or, ``with_fc8=False``, to fc7 (ReLU).
 
     ``(N, clip_len, size, size, 3) float32 -> (N, n_classes)`` or ``(N, feature_dim(width))``.
     ``width`` scales every layer's channels (1.0 = the Sports1M network).
+    ``input_scale`` multiplies the (mean-subtracted, 0..255-range) input first: backbones
+    trained from scratch use 1/64 so their first activations are O(1); Sports1M uses 1.0.
     """
     L = keras.layers
     f = {k: scaled(v, width) for k, v in BASE_FILTERS.items()}
@@ -62,9 +92,11 @@ def build_c3d(
     inp = keras.Input((clip_len, size, size, 3), name="clip")
 
     def conv(x, n):
-        return L.Conv3D(f[n], 3, padding="same", activation="relu", name=n)(x)
+        cls = TimeTapsConv3D if n in TAPS_LAYERS else L.Conv3D
+        return cls(f[n], 3, padding="same", activation="relu", name=n)(x)
 
-    x = conv(inp, "conv1")
+    x = inp if input_scale == 1.0 else L.Rescaling(input_scale, name="input_scale")(inp)
+    x = conv(x, "conv1")
     x = L.MaxPooling3D((1, 2, 2), (1, 2, 2), name="pool1")(x)
     x = conv(x, "conv2")
     x = L.MaxPooling3D(2, 2, name="pool2")(x)

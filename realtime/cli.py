@@ -87,7 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-split", type=float, default=0.2)
     p.add_argument("--minutes", type=float, default=None, help="stop training after this wall time")
     p.add_argument("--strict", action="store_true", help="a clip shorter than 16 frames is fatal, not skipped")
-    p.add_argument("--recipe", choices=("ours", "seed"), default="ours", help=argparse.SUPPRESS)
+    a = p.add_argument_group("ablation (docs/ablation.md): put back one of the seed's choices")
+    a.add_argument("--context", choices=("held", "black"), default="held",
+                   help="what surrounds a short clip: held edge frames (default) or the seed's black padding")
+    a.add_argument("--no-background", action="store_true",
+                   help="train without the no_gesture class, as the seed did")
     p.add_argument("--cache", default=None, help="feature cache folder (default ~/.cache/gesture)")
     _common_config(p)
 

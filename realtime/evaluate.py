@@ -1,0 +1,229 @@
+"""``gesture eval``: clip accuracy on a meta CSV, or online event metrics on an annotated stream.
+
+Clip accuracy: each clip is placed in the same held-frame context as in
+training and the head decides on the windows ending 0 and 8 frames after the
+clip's last frame (two consecutive stride-8 decisions); the prediction is the
+arg-max of their mean.
+
+Stream metrics: the stream is played through the very same :class:`Pipeline`
+as ``gesture live`` (file source, every frame, deterministic). An event
+matches an annotated gesture when its label is the gesture's and its window
+end frame lies in ``[start, end + 1.5 s]``; each gesture matches at most one
+event. Unmatched events are false; unmatched gestures are missed.
+
+* ``levenshtein_accuracy`` = 1 - edit distance(event labels, gesture labels) / n_gestures
+  (Köpüklü et al. 2019, online detection);
+* ``false_per_min``: false events per minute of ``no_gesture`` time;
+* ``delay_*_s``: window end frame of the matched event minus the gesture's end frame.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+from .errors import GestureError
+
+MATCH_TOLERANCE_S = 1.5
+
+
+def confusion(y_true, y_pred, n: int) -> np.ndarray:
+    cm = np.zeros((n, n), np.int64)
+    for t, p in zip(y_true, y_pred):
+        cm[t, p] += 1
+    return cm
+
+
+def clip_windows(crops: np.ndarray, cfg: Config, offsets=(0, 8)) -> tuple[np.ndarray, list[list[int]]]:
+    """Deterministic context for one clip: held first frame before it, held last frame after it.
+
+    Returns the frame sequence and, per offset, the 8 clip end frames of the window ending
+    ``offset`` frames after the clip's last frame.
+    """
+    from .windows import held
+
+    p = cfg.pipeline
+    span = p.span
+    rng = np.random.default_rng(0)
+    g = span - 1
+    L = len(crops)
+    pre = held(crops[0], max(0, g - L + 1), rng, tremor=0.0)
+    body = crops[max(0, L - (g + 1)):]
+    post = held(crops[-1], max(offsets), rng, tremor=0.0)
+    seq = np.concatenate([x for x in (pre, body, post) if len(x)])
+    from .engine import window_clip_ends
+
+    return seq, [window_clip_ends(g + o, p.window, p.feature_spacing) for o in offsets]
+
+
+def clip_predictions(model, cfg: Config, clips, labels, batch: int = 16, progress: bool = True):
+    """(y_true, y_pred, probs) for clips ``(T, size, size, 3) uint8`` with integer ``labels``."""
+    from tqdm import tqdm
+
+    from .modelio import predict_fn
+    from .preprocess import to_model_input
+
+    bb, hd = predict_fn(model.backbone), predict_fn(model.head)
+    L = cfg.pipeline.clip_len
+    y_pred, probs_all = [], []
+    for crops in tqdm(clips, desc="clip accuracy", unit="clip", disable=not progress or None):
+        seq, wins = clip_windows(crops, cfg)
+        ends = sorted({e for w in wins for e in w})
+        feats = {}
+        for i in range(0, len(ends), batch):
+            chunk = ends[i : i + batch]
+            x = np.stack([seq[e - L + 1 : e + 1] for e in chunk])
+            for e, f in zip(chunk, bb(to_model_input(x, cfg.preprocess))):
+                feats[e] = f
+        w = np.stack([np.stack([feats[e] for e in win]) for win in wins])
+        pr = hd(w).mean(0)
+        probs_all.append(pr)
+        y_pred.append(int(np.argmax(pr)))
+    return list(labels), y_pred, np.array(probs_all)
+
+
+def per_class(cm: np.ndarray, labels) -> dict:
+    out = {}
+    for i, lab in enumerate(labels):
+        tp = cm[i, i]
+        out[lab] = {
+            "precision": float(tp / cm[:, i].sum()) if cm[:, i].sum() else None,
+            "recall": float(tp / cm[i].sum()) if cm[i].sum() else None,
+            "support": int(cm[i].sum()),
+        }
+    return out
+
+
+def levenshtein(a, b) -> int:
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+def read_annotations(path: str | Path, labels) -> list[tuple[str, int, int]]:
+    path = Path(path)
+    if not path.exists():
+        raise GestureError(f"{path}: annotations CSV not found")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise GestureError(f"{path}: empty annotations CSV (need label,start_frame,end_frame)")
+    head = [h.strip() for h in rows[0]]
+    for c in ("label", "start_frame", "end_frame"):
+        if c not in head:
+            raise GestureError(f"{path}: missing column '{c}'")
+    li, si, ei = head.index("label"), head.index("start_frame"), head.index("end_frame")
+    out = []
+    for n, r in enumerate(rows[1:], start=2):
+        if not r:
+            continue
+        try:
+            lab, s, e = r[li].strip(), int(r[si]), int(r[ei])
+        except (ValueError, IndexError):
+            raise GestureError(f"{path}: row {n}: start_frame/end_frame must be integers") from None
+        if lab not in labels:
+            raise GestureError(f"{path}: row {n}: unknown label '{lab}'")
+        out.append((lab, s, e))
+    return sorted(out, key=lambda x: x[2])
+
+
+def match_events(events: list[dict], gestures, fps: float, n_frames: int) -> dict:
+    """Match events (dicts with label, frame_id) to gestures ``(label, start, end)``; compute the metrics."""
+    tol = int(round(MATCH_TOLERANCE_S * fps))
+    used = set()
+    delays, matched = [], 0
+    for lab, s, e in gestures:
+        for i, ev in enumerate(events):
+            if i in used or ev["label"] != lab:
+                continue
+            if s <= ev["frame_id"] <= e + tol:
+                used.add(i)
+                matched += 1
+                delays.append((ev["frame_id"] - e) / fps)
+                break
+    false_events = len(events) - len(used)
+    gesture_frames = sum(e - s + 1 for _, s, e in gestures)
+    bg_min = max(n_frames - gesture_frames, 1) / fps / 60
+    lev = levenshtein([ev["label"] for ev in events], [g[0] for g in gestures])
+    n = max(len(gestures), 1)
+    return {
+        "levenshtein_accuracy": max(0.0, 1 - lev / n),
+        "false_per_min": false_events / bg_min,
+        "delay_median_s": float(np.median(delays)) if delays else None,
+        "delay_p95_s": float(np.percentile(delays, 95)) if delays else None,
+        "n_events": len(events),
+        "n_gestures": len(gestures),
+        "matched": matched,
+        "missed": len(gestures) - matched,
+        "false_events": false_events,
+        "no_gesture_minutes": bg_min,
+    }
+
+
+def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path | None) -> dict:
+    from .pipeline import Pipeline
+    from .sources import VideoFileSource
+
+    stream = Path(stream)
+    ann = Path(annotations) if annotations else stream.with_suffix(".csv")
+    gestures = read_annotations(ann, model.labels)
+    src = VideoFileSource(stream, realtime=False).open()
+    pipe = Pipeline(src, model, cfg)
+    pipe.run()
+    events = [e.to_json() for e in pipe.events]
+    res = match_events(events, gestures, src.fps, pipe.stats.frames)
+    res["frames"] = pipe.stats.frames
+    res["events"] = events
+    return res
+
+
+def eval_command(args, cfg: Config) -> int:
+    from .dataset import load_crops, read_meta
+    from .modelio import load_model
+
+    if not args.meta and not args.stream:
+        raise GestureError("gesture eval: give --meta CSV (clip accuracy) and/or --stream S.mp4 (event metrics)")
+    model = load_model(args.model or cfg.model.path, cfg, precision=cfg.pipeline.precision, weights=args.weights)
+    result: dict = {"model": str(model.path), "stride": cfg.pipeline.stride, "precision": cfg.pipeline.precision}
+    if args.meta:
+        items = read_meta(args.meta, cfg.labels)
+        clips, labels, skipped = [], [], []
+        for it in items:
+            c = load_crops(it, cfg)
+            if len(c) < cfg.pipeline.clip_len:
+                skipped.append(str(it.path))
+                continue
+            clips.append(c)
+            labels.append(cfg.labels.index(it.label))
+        y_true, y_pred, _ = clip_predictions(model, cfg, clips, labels)
+        cm = confusion(y_true, y_pred, len(cfg.labels))
+        result.update({
+            "clip_accuracy": float(np.mean(np.array(y_true) == np.array(y_pred))) if y_true else None,
+            "n_clips": len(y_true),
+            "skipped": skipped,
+            "per_class": per_class(cm, cfg.labels),
+            "confusion": cm.tolist(),
+            "labels": list(cfg.labels),
+        })
+    if args.stream:
+        result.update(eval_stream(model, cfg, args.stream, args.annotations))
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "events"}, indent=2))
+    else:
+        for k, v in result.items():
+            if k in ("events", "confusion", "per_class"):
+                continue
+            print(f"{k}: {v}")
+        if "per_class" in result:
+            for lab, m in result["per_class"].items():
+                print(f"  {lab:16s} precision {m['precision']}  recall {m['recall']}  n={m['support']}")
+    return 0
