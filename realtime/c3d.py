@@ -60,6 +60,21 @@ class TimeTapsConv3D(keras.layers.Conv3D):
 TAPS_LAYERS = ("conv1", "conv2")
 
 
+class TemporalDifference(keras.layers.Layer):
+    """Appends each frame's difference to the previous frame as 3 more channels (0 for the first).
+
+    Used by small backbones trained from scratch (``motion: true`` in model.json): gestures are
+    motion, and a C3D from scratch otherwise spends most of a short CPU training budget learning
+    to difference frames before it can tell a swipe from a shake. Not used by the Sports1M network.
+    """
+
+    def call(self, x):
+        from keras import ops
+
+        d = ops.concatenate([ops.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], axis=1)
+        return ops.concatenate([x, 2.0 * d], axis=-1)
+
+
 def scaled(n: int, width: float) -> int:
     """Channels at a width multiplier (at least 4)."""
     return max(4, int(round(n * width)))
@@ -78,6 +93,9 @@ def build_c3d(
     dropout: float = 0.5,
     name: str = "c3d",
     input_scale: float = 1.0,
+    motion: bool = False,
+    norm: bool = False,
+    downsample: int = 1,
 ) -> keras.Model:
     """C3D to fc8 (softmax, 487 Sports1M classes) or, ``with_fc8=False``, to fc7 (ReLU).
 
@@ -85,6 +103,11 @@ def build_c3d(
     ``width`` scales every layer's channels (1.0 = the Sports1M network).
     ``input_scale`` multiplies the (mean-subtracted, 0..255-range) input first: backbones
     trained from scratch use 1/64 so their first activations are O(1); Sports1M uses 1.0.
+
+    Small backbones trained from scratch on a CPU budget also use (all off for Sports1M):
+    ``motion`` frame differences as 3 more input channels; ``norm`` BatchNorm after every conv
+    (trains several times faster from scratch); ``downsample`` average-pool the 112x112 crop
+    by this factor first (2: four times less compute, pool5 becomes 2x2).
     """
     L = keras.layers
     f = {k: scaled(v, width) for k, v in BASE_FILTERS.items()}
@@ -93,9 +116,17 @@ def build_c3d(
 
     def conv(x, n):
         cls = TimeTapsConv3D if n in TAPS_LAYERS else L.Conv3D
-        return cls(f[n], 3, padding="same", activation="relu", name=n)(x)
+        if not norm:
+            return cls(f[n], 3, padding="same", activation="relu", name=n)(x)
+        x = cls(f[n], 3, padding="same", use_bias=False, name=n)(x)
+        x = L.BatchNormalization(momentum=0.9, name=n + "_bn")(x)
+        return L.ReLU(name=n + "_relu")(x)
 
     x = inp if input_scale == 1.0 else L.Rescaling(input_scale, name="input_scale")(inp)
+    if motion:
+        x = TemporalDifference(name="motion")(x)
+    if downsample > 1:
+        x = L.AveragePooling3D((1, downsample, downsample), name="downsample")(x)
     x = conv(x, "conv1")
     x = L.MaxPooling3D((1, 2, 2), (1, 2, 2), name="pool1")(x)
     x = conv(x, "conv2")

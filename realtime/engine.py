@@ -32,7 +32,6 @@ import numpy as np
 from .config import Config
 from .debounce import Debouncer
 from .modelio import LoadedModel, predict_fn
-from .preprocess import to_model_input
 from .ringbuffer import DropPolicy, FrameRing
 
 
@@ -165,7 +164,8 @@ class InferenceEngine:
         self.labels = model.labels
         self.debouncer = Debouncer.from_config(self.labels, cfg.debounce)
         self.stats = stats or Stats()
-        self._bb = predict_fn(model.backbone)
+        # uint8 crops in: the mean subtraction runs inside the compiled call (no float copy in NumPy)
+        self._bb = predict_fn(model.backbone, mean_bgr=cfg.preprocess.mean_bgr)
         self._head = predict_fn(model.head)
         self.features: dict[int, np.ndarray] = {}
         dtype = np.float32
@@ -176,7 +176,7 @@ class InferenceEngine:
         """Trace/compile every batch size once so the first real frame pays nothing."""
         p = self.cfg.pipeline
         for n in range(1, p.max_batch + 1):
-            self._bb(np.zeros((n, self.clip_len, p.size, p.size, 3), np.float32))
+            self._bb(np.zeros((n, self.clip_len, p.size, p.size, 3), np.uint8))
             self._head(np.zeros((n, self.window, self._feat_dim), np.float32))
 
     def add_clips(self, ends: list[int], crops: np.ndarray) -> None:
@@ -184,7 +184,7 @@ class InferenceEngine:
         if not ends:
             return
         t0 = time.perf_counter()
-        feats = self._bb(to_model_input(crops, self.cfg.preprocess))
+        feats = self._bb(crops)  # == bb(to_model_input(crops)), the subtraction done in the graph
         self.stats.add("c3d", time.perf_counter() - t0, len(ends))
         for e, f in zip(ends, feats):
             self.features[e] = f
@@ -258,11 +258,18 @@ class InferenceWorker(threading.Thread):
                 if self.eof_event.is_set() and self.ring.newest < next_end:
                     return
                 continue
+            last_due = ends[-1]
             if self.ring.policy is DropPolicy.DROP_OLDEST and len(ends) > max_batch:
-                # Behind a live source: skip to the newest clips so latency stays bounded.
-                skipped = ends[-max_batch] - ends[0]
-                self.stats.skipped_frames += skipped
-                ends = ends[-max_batch:]
+                # Behind a live source: skip to the newest clips so latency stays bounded. Only clips
+                # on the head's spacing grid (the stride-16 ends, from frame clip_len - 1) are kept:
+                # a window reads 8 features spaced `spacing` apart, so the newest few consecutive
+                # ends alone would almost never complete one and decisions would stop altogether.
+                # On the grid they go on, at an effective stride of `spacing`. A skipped end counts
+                # `stride` frames, as before.
+                grid = [e for e in ends if (e - first_clip_end(clip_len)) % eng.spacing == 0]
+                kept = grid[-max_batch:]
+                self.stats.skipped_frames += (len(ends) - len(kept)) * stride
+                ends = kept
             ends = ends[:max_batch]
             good, crops_idx, ctimes = [], [], []
             for e in ends:
@@ -272,7 +279,7 @@ class InferenceWorker(threading.Thread):
                     continue
                 good.append(e)
                 ctimes.append(float(r[1][-1]))
-            next_end = ends[-1] + stride
+            next_end = (last_due if self.ring.policy is DropPolicy.DROP_OLDEST else ends[-1]) + stride
             self.ring.release(next_end - clip_len + 1)
             if good:
                 eng.add_clips(good, self._buf[: len(good)])

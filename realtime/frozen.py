@@ -146,6 +146,11 @@ def train_frozen_head(args, cfg: Config, out: Path) -> int:
 
     Xtr, ytr, wtr = collect(tr)
     Xva, yva, wva = collect(va) if va else (Xtr, ytr, wtr)
+    # balance the classes: positives are a few windows per clip, no_gesture the rest
+    for y_, w_ in ((ytr, wtr), (yva, wva)):
+        tot = np.bincount(y_, weights=w_, minlength=len(labels))
+        scale = np.where(tot > 0, tot.sum() / (len(labels) * np.maximum(tot, 1e-9)), 0.0)
+        w_ *= scale[y_]
     spec = ModelSpec.from_config(cfg, width=width, head_kind=args.head)
     spec.backbone = {"kind": "sports1m", "width": width, "weights": str(weights.resolve())}
     hk = dict(spec.head)

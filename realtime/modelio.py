@@ -118,6 +118,14 @@ def _check_spec_types(spec: ModelSpec, where: Path) -> None:
     w = bb.get("width", 1.0)
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 1:
         bad("backbone.width", "a number in (0, 1]", w)
+    sc = bb.get("input_scale", 1.0)
+    if isinstance(sc, bool) or not isinstance(sc, (int, float)) or not 0 < sc <= 1:
+        bad("backbone.input_scale", "a number in (0, 1]", sc)
+    for flag in ("motion", "norm"):
+        if not isinstance(bb.get(flag, False), bool):
+            bad(f"backbone.{flag}", "true or false", bb.get(flag))
+    if bb.get("downsample", 1) not in (1, 2, 4):
+        bad("backbone.downsample", "1, 2 or 4", bb.get("downsample"))
     if not isinstance(bb.get("weights", ""), str):
         bad("backbone.weights", "a file name", bb.get("weights"))
     from .head import HEAD_KINDS
@@ -207,7 +215,11 @@ def build_models(spec: ModelSpec, precision: str = "fp32"):
 
     set_precision(precision)
     try:
-        bb = build_c3d(spec.width, spec.clip_len, spec.size, with_fc8=False)
+        bb = build_c3d(spec.width, spec.clip_len, spec.size, with_fc8=False,
+                       input_scale=float(spec.backbone.get("input_scale", 1.0)),
+                       motion=bool(spec.backbone.get("motion", False)),
+                       norm=bool(spec.backbone.get("norm", False)),
+                       downsample=int(spec.backbone.get("downsample", 1)))
         set_precision("fp32")  # the head is tiny; keep it exact
         hk = dict(spec.head)
         kind = hk.pop("kind", "small")
@@ -301,59 +313,6 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
-NARROW_CONV1 = 32  # conv1 with fewer filters runs faster as a 2D convolution (see _stacked_conv1_forward)
-
-
-def _stacked_conv1_forward(model):
-    """A faster forward pass for a C3D (:func:`realtime.c3d.build_c3d`) whose conv1 is narrow, or None.
-
-    oneDNN runs a 3x3x3 Conv3D with 3 input channels and few filters poorly (width 0.125: conv1 is
-    0.26 of 1.4 GFLOP but ~60% of the time on 2 Zen 3 cores). The same convolution is a 2D one
-    over each frame stacked with its two neighbours: ``(N, L, H, W, 3)`` -> pad time by one ->
-    ``(N*L, H, W, 9)`` (frames t-1, t, t+1) with the kernel reshaped ``(3, 3, 3, 3, C)`` ->
-    ``(3, 3, 9, C)``; the later layers run unchanged. Same numbers up to float rounding order
-    (~1e-6 relative). At full width (64 filters) the Conv3D is as fast, so it is kept.
-    Returns None (use the plain model) unless ``model`` is exactly that chain.
-    """
-    import keras
-
-    try:
-        layers = list(model.layers)
-        c1 = layers[1]
-        ok = (isinstance(layers[0], keras.layers.InputLayer) and isinstance(c1, keras.layers.Conv3D)
-              and c1.name == "conv1" and c1.filters < NARROW_CONV1 and tuple(c1.kernel_size) == (3, 3, 3)
-              and tuple(c1.strides) == (1, 1, 1) and tuple(c1.dilation_rate) == (1, 1, 1)
-              and c1.padding == "same" and c1.data_format == "channels_last" and c1.groups == 1
-              and c1.use_bias and c1.activation is keras.activations.relu
-              and c1.kernel.shape[3] == 3 and len(model.outputs) == 1
-              and model.outputs[0] is layers[-1].output)
-        for prev, layer in zip(layers[1:-1], layers[2:]):  # a plain chain: each layer reads the previous
-            nodes = layer._inbound_nodes
-            ok = ok and len(nodes) == 1 and [n.operation for n in nodes[0].parent_nodes] == [prev]
-    except Exception:  # anything unexpected: the plain model call
-        return None
-    if not ok:
-        return None
-    import tensorflow as tf
-
-    rest = layers[2:]
-
-    def forward(x):
-        dt = c1.compute_dtype
-        x = tf.cast(x, dt)
-        L, H, W = x.shape[1], x.shape[2], x.shape[3]
-        p = tf.pad(x, [[0, 0], [1, 1], [0, 0], [0, 0], [0, 0]])
-        s = tf.reshape(tf.concat([p[:, 0:L], p[:, 1:L + 1], p[:, 2:L + 2]], axis=-1), [-1, H, W, 9])
-        k = tf.reshape(tf.transpose(tf.cast(c1.kernel, dt), [1, 2, 0, 3, 4]), [3, 3, 9, c1.filters])
-        h = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(s, k, 1, "SAME"), tf.cast(c1.bias, dt)))
-        h = tf.reshape(h, [-1, L, H, W, c1.filters])
-        for layer in rest:
-            h = layer(h, training=False)
-        return h
-
-    return forward
-
-
 def predict_fn(model, mean_bgr=None):
     """A fast inference callable ``np.ndarray -> np.ndarray`` for ``model`` (compiled on TensorFlow).
 
@@ -374,7 +333,10 @@ def predict_fn(model, mean_bgr=None):
         layers = [model, *getattr(model, "layers", [])]  # an fc7 extractor's own policy may say float32
         bf16 = any(getattr(l, "compute_dtype", None) == "bfloat16" for l in layers)
         jit = bf16 and not cpu_has_native_bf16() and not tf.config.list_physical_devices("GPU")
-        fwd = _stacked_conv1_forward(model) or (lambda x: model(x, training=False))
+
+        def fwd(x):
+            return model(x, training=False)
+
         if mean_bgr is None:
             f = tf.function(fwd, reduce_retracing=True, jit_compile=jit)
         else:

@@ -241,17 +241,20 @@ def train_small(args, cfg: Config, out: Path) -> int:
     width = args.width or 0.125
     spec = ModelSpec.from_config(cfg, width=width, head_kind=args.head)
     spec.backbone["input_scale"] = 1 / 64  # from scratch: keep first activations O(1)
+    spec.backbone["motion"] = True         # frame differences as extra input channels (c3d.TemporalDifference)
+    spec.backbone["norm"] = True           # BatchNorm after each conv: from scratch it trains far faster
+    spec.backbone["downsample"] = 4        # 28x28 inside the backbone: 16x the training steps in the budget
     backbone, head = build_models(spec)
     _he_init(backbone, args.seed)
-    n_clips = 11  # 11 clips -> 4 overlapping head windows per sequence: backbone cost shared
+    n_clips = 10  # 10 clips -> 3 overlapping head windows per sequence: backbone cost shared
     p = cfg.pipeline
     n_labels = len(cfg.labels)
     trainer = build_trainer(backbone, head, n_clips, p.window, n_labels, p.clip_len, p.size)
-    base_lr = 2e-3
+    base_lr = 5e-4
     trainer.compile(
         optimizer=keras.optimizers.Adam(learning_rate=base_lr, clipnorm=1.0),
         loss={"windows": "sparse_categorical_crossentropy", "clips": "sparse_categorical_crossentropy"},
-        loss_weights={"windows": 1.0, "clips": 0.5},
+        loss_weights={"windows": 1.0, "clips": 0.1},
     )
     ckpt_dir = out / ".checkpoint"
     state_path = ckpt_dir / "state.json"
