@@ -30,15 +30,7 @@ TOL = 1e-3
 # the reference (NumPy only)
 # ---------------------------------------------------------------------------------------------
 def ref_frames(path) -> np.ndarray:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(f)
-    cap.release()
-    return np.stack(out)
+    return helpers.read_video_frames(path)  # plain cv2 (tests/helpers.py), no project code
 
 
 def ref_preprocess(frames: np.ndarray) -> np.ndarray:
