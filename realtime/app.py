@@ -68,7 +68,8 @@ def run_live(args, cfg: Config, demo: bool = False) -> int:
     finally:
         # stop() returns within a second, but a C3D call already running (about 1 s per clip for the
         # full network on 2 cores) must finish before the interpreter exits, or TensorFlow can crash.
-        pipe.worker.join(10.0)
+        if pipe.worker.is_alive():
+            pipe.worker.join(10.0)
     s = pipe.stats.snapshot()
     n = len(pipe.events)
     summary = (f"done: {s['frames']} frames, {s['clips']} clips, {s['decisions']} decisions, {n} events, "
