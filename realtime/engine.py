@@ -168,9 +168,8 @@ class InferenceEngine:
         self._bb = predict_fn(model.backbone, mean_bgr=cfg.preprocess.mean_bgr)
         self._head = predict_fn(model.head)
         self.features: dict[int, np.ndarray] = {}
-        dtype = np.float32
         self._feat_dim = model.feature_dim
-        self._win = np.zeros((p.max_batch, self.window, self._feat_dim), dtype)
+        self._win = np.zeros((p.max_batch, self.window, self._feat_dim), np.float32)
 
     def warmup(self) -> None:
         """Trace/compile every batch size once so the first real frame pays nothing."""
@@ -271,7 +270,7 @@ class InferenceWorker(threading.Thread):
                 self.stats.skipped_frames += (len(ends) - len(kept)) * stride
                 ends = kept
             ends = ends[:max_batch]
-            good, crops_idx, ctimes = [], [], []
+            good, ctimes = [], []
             for e in ends:
                 i = len(good)
                 r = self.ring.read(e - clip_len + 1, clip_len, out=self._buf[i])

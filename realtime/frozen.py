@@ -24,7 +24,7 @@ import numpy as np
 from .config import NO_GESTURE, Config
 from .dataset import content_key, stratified_split
 from .errors import GestureError
-from .windows import FLIP_SWAP, held, window_label
+from .windows import held, window_label
 
 PRE, POST, STEP = 127, 40, 8
 CONTEXT_VERSION = "ctx1-pre127-post40-step8"
@@ -88,7 +88,6 @@ def cached_features(items, clips, predict, cfg: Config, cache_dir: Path, weights
 def windows_from_grid(ends, feats, g, label: int, bg: int, cfg: Config, flip_label: int | None = None):
     """All windows of one clip's feature grid: X (n, window, D), y (n,), w (n,), window ends (n,)."""
     p = cfg.pipeline
-    k = p.feature_spacing // STEP
     idx = {int(e): i for i, e in enumerate(ends)}
     X, y, w, E = [], [], [], []
     for e in ends:
@@ -102,7 +101,6 @@ def windows_from_grid(ends, feats, g, label: int, bg: int, cfg: Config, flip_lab
         else:
             lab, wt = window_label(int(e) - g, label, bg)
             y.append(lab), w.append(wt)
-    del k
     return X, y, w, E
 
 
@@ -197,5 +195,3 @@ def train_frozen_head(args, cfg: Config, out: Path) -> int:
     print(f"wrote {out}: validation clip accuracy {metrics['clip_accuracy_val']:.3f} ({len(va)} clips)")
     return 0
 
-
-__all__ = ["train_frozen_head", "FLIP_SWAP"]

@@ -32,7 +32,7 @@ from .config import NO_GESTURE, Config
 from .dataset import Item, load_crops, read_meta, stratified_split
 from .errors import GestureError
 from .preprocess import to_model_input
-from .windows import FLIP_SWAP, augment, place_in_context, resample, window_label
+from .windows import FLIP_SWAP, augment, loop_to, place_in_context, resample, window_label
 
 
 @dataclass
@@ -126,8 +126,6 @@ class SequenceSampler:
                     yc[k] = lab
         else:
             c = self.neg[int(rng.integers(len(self.neg)))]
-            from .windows import loop_to
-
             seq = loop_to(resample(c.crops, rng.uniform(0.8, 1.25)), self.n_frames)
         if flip:
             seq = seq[:, :, ::-1]
