@@ -75,6 +75,29 @@ class TemporalDifference(keras.layers.Layer):
         return ops.concatenate([x, 2.0 * d], axis=-1)
 
 
+class SpatialDownsample(keras.layers.Layer):
+    """Average-pools every frame of ``(N, T, H, W, C)`` by ``factor`` (no weights).
+
+    Computed as 2-D pooling over the frames, which TensorFlow runs about 2x faster on a CPU than
+    ``AveragePooling3D((1, f, f))`` with the same result.
+    """
+
+    def __init__(self, factor: int, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, x):
+        from keras import ops
+
+        _, T, H, W, C = x.shape
+        f = self.factor
+        y = ops.average_pool(ops.reshape(x, (-1, H, W, C)), f, f, padding="valid")
+        return ops.reshape(y, (-1, T, H // f, W // f, C))
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
 def scaled(n: int, width: float) -> int:
     """Channels at a width multiplier (at least 4)."""
     return max(4, int(round(n * width)))
@@ -107,7 +130,9 @@ def build_c3d(
     Small backbones trained from scratch on a CPU budget also use (all off for Sports1M):
     ``motion`` frame differences as 3 more input channels; ``norm`` BatchNorm after every conv
     (trains several times faster from scratch); ``downsample`` average-pool the 112x112 crop
-    by this factor first (2: four times less compute, pool5 becomes 2x2).
+    by this factor first (4: 28x28 frames, sixteen times less compute). The layers after the
+    pooling are the same as those of ``build_c3d(size=size // downsample, downsample=1)``, which
+    is how the trainer runs it on crops it downsampled once, up front.
     """
     L = keras.layers
     f = {k: scaled(v, width) for k, v in BASE_FILTERS.items()}
@@ -122,11 +147,12 @@ def build_c3d(
         x = L.BatchNormalization(momentum=0.9, name=n + "_bn")(x)
         return L.ReLU(name=n + "_relu")(x)
 
-    x = inp if input_scale == 1.0 else L.Rescaling(input_scale, name="input_scale")(inp)
+    # downsample, scale and frame differences are linear and commute: pooling first is cheapest,
+    # and a model built for ``size // downsample`` input with ``downsample=1`` has the same weights
+    x = SpatialDownsample(downsample, name="downsample")(inp) if downsample > 1 else inp
+    x = x if input_scale == 1.0 else L.Rescaling(input_scale, name="input_scale")(x)
     if motion:
         x = TemporalDifference(name="motion")(x)
-    if downsample > 1:
-        x = L.AveragePooling3D((1, downsample, downsample), name="downsample")(x)
     x = conv(x, "conv1")
     x = L.MaxPooling3D((1, 2, 2), (1, 2, 2), name="pool1")(x)
     x = conv(x, "conv2")

@@ -110,7 +110,7 @@ def train_frozen_head(args, cfg: Config, out: Path) -> int:
     from .c3d import build_c3d, fc7_extractor, load_sports1m_weights
     from .head import build_head
     from .modelio import ModelSpec, predict_fn, set_precision, write_model
-    from .train import _plot_report, load_dataset
+    from .train import load_dataset, plot_report
 
     t0 = time.monotonic()
     weights = Path(args.weights)
@@ -191,7 +191,7 @@ def train_frozen_head(args, cfg: Config, out: Path) -> int:
                "n_val": len(va), "skipped": skipped, "confusion": cm.tolist(), "labels": labels,
                "history": history, "minutes": spec.trained["minutes"]}
     (out / "report" / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    _plot_report(out / "report", history, cm, labels)
+    plot_report(out / "report", {"head on windows": history}, cm, labels)
     print(f"wrote {out}: validation clip accuracy {metrics['clip_accuracy_val']:.3f} ({len(va)} clips)")
     return 0
 

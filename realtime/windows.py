@@ -75,23 +75,28 @@ def loop_to(clip: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([pp] * reps)[:n]
 
 
-def augment(seq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Same photometric and geometric change on every frame of ``seq (T, H, W, 3) uint8``."""
+def augment(seq: np.ndarray, rng: np.random.Generator, ref: int = 112) -> np.ndarray:
+    """Same photometric and geometric change on every frame of ``seq (T, H, W, 3) uint8``.
+
+    Shifts and sensor noise are given for a ``ref``-pixel crop and scale with the frame size, so a
+    crop downsampled 4x for training gets the shift and the (4x4-averaged) noise the model sees live.
+    """
     T, h, w, _ = seq.shape
+    px = w / ref
     s = rng.uniform(0.9, 1.12)
     ang = rng.uniform(-8, 8)
-    tx, ty = rng.uniform(-8, 8, 2)
+    tx, ty = rng.uniform(-8, 8, 2) * px
     m = cv2.getRotationMatrix2D((w / 2, h / 2), ang, s)
     m[:, 2] += (tx, ty)
     gain = rng.uniform(0.65, 1.35) * rng.uniform(0.9, 1.1, 3)
     bias = rng.uniform(-25, 25)
-    noise = rng.uniform(0, 6)
+    noise = rng.uniform(0, 6) * px
     lut = [np.clip(np.arange(256) * g + bias, 0, 255).astype(np.uint8) for g in gain]
     out = np.empty_like(seq)
     for i in range(T):
         f = cv2.warpAffine(seq[i], m, (w, h), borderMode=cv2.BORDER_REFLECT)
         out[i] = cv2.merge([cv2.LUT(f[:, :, c], lut[c]) for c in range(3)])
-    if noise > 0.5:
+    if noise > 0.5 * px:
         bank = _noise_bank(h, w)
         idx = rng.integers(0, len(bank), T)
         out = np.clip(out.astype(np.int16) + (bank[idx] * (noise / 4)).astype(np.int16), 0, 255).astype(np.uint8)

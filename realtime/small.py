@@ -1,0 +1,385 @@
+"""``gesture train --backbone small``: the width-scaled C3D trained from scratch, in two stages.
+
+Training the backbone and the BiLSTM head end to end on 8-clip windows did not learn on two CPU
+cores (``docs/ablation.md``, runs A-F: every model stayed at the class prior). The windows
+objective gives the backbone one weak signal per 128 frames; most of each sample is context. So:
+
+1. **Backbone on clips.** The C3D with a temporary classifier learns single 16-frame clips: a
+   piece from inside a gesture (labelled with the gesture), a piece of ``no_gesture`` footage or
+   a hand held still (``no_gesture``), augmented and mirrored (mirroring swaps left and right).
+   The crops are downsampled once, up front, to the backbone's working size (28x28 at the
+   default ``downsample: 4``), so a step costs a fraction of the full-size pipeline.
+2. **Head on windows.** With the backbone frozen, every clip is placed in context (held frames,
+   ``no_gesture`` footage before it; a few augmented variants) and its features at every 8-frame
+   position are computed; windows of 8 features 16 frames apart are labelled by where the gesture
+   ends (:mod:`realtime.windows`) and the head is trained on them, class-balanced.
+
+The saved backbone takes the live engine's 112x112 crops and pools them itself: the layers after
+its pooling are the ones trained here (:func:`realtime.c3d.build_c3d`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .config import NO_GESTURE, Config
+from .dataset import stratified_split
+from .windows import FLIP_SWAP, augment, held, loop_to, resample, window_label
+
+DOWNSAMPLE = 4
+PRE, POST, STEP = 127, 40, 8   # context frames before / after a clip; feature grid step (frames)
+BATCH = 32
+STAGE1_FRACTION = 0.65         # of the time budget; the rest is features + head
+
+
+def downsample_crops(crops: np.ndarray, factor: int) -> np.ndarray:
+    """``(T, S, S, 3) uint8`` -> ``(T, S/f, S/f, 3) uint8``, the f x f block means (INTER_AREA)."""
+    if factor == 1:
+        return crops
+    s = crops.shape[1] // factor
+    return np.stack([cv2.resize(f, (s, s), interpolation=cv2.INTER_AREA) for f in crops])
+
+
+def _swap(label: int, labels: list[str]) -> int:
+    name = labels[label]
+    return labels.index(FLIP_SWAP[name]) if name in FLIP_SWAP else label
+
+
+class ClipSampler:
+    """Stage 1 samples: one 16-frame clip and its label.
+
+    60% a piece of a gesture (from its middle 70%, so it holds the motion), 28% a piece of
+    ``no_gesture`` footage, 12% a hand held still (a gesture's first or last pose: a pose is not a
+    gesture). Speed x0.8-1.25, mirroring (left and right swap), photometric and geometric jitter.
+    """
+
+    def __init__(self, clips, labels, rng, clip_len=16, aug=True, background=True):
+        self.labels, self.rng, self.L, self.aug = list(labels), rng, clip_len, aug
+        self.bg = self.labels.index(NO_GESTURE)
+        self.pos = [c for c in clips if c[1] != self.bg]
+        self.neg = [c for c in clips if c[1] == self.bg] if background else []
+        self.all = [c for c in clips if background or c[1] != self.bg]
+        self.background = background and bool(self.neg)
+
+    def sample(self):
+        rng, L = self.rng, self.L
+        r = rng.random() if self.background else 0.0
+        flip = rng.random() < 0.5
+        px = 0.6 * self.all[0][0].shape[2] / 112  # tremor in this resolution's pixels
+        if r < 0.6 and self.pos:
+            x, y = self.pos[int(rng.integers(len(self.pos)))]
+            if self.aug:
+                x = resample(x, rng.uniform(0.8, 1.25))
+            if len(x) < L:
+                x = np.concatenate([x, held(x[-1], L - len(x), rng, px)])
+            lo, hi = int(0.15 * (len(x) - L)), int(0.85 * (len(x) - L))
+            s = int(rng.integers(lo, hi + 1))
+            x = x[s : s + L]
+            y = _swap(y, self.labels) if flip else y
+        elif r < 0.88:
+            x, y = self.neg[int(rng.integers(len(self.neg)))]
+            x = loop_to(x, max(L, len(x)))
+            s = int(rng.integers(0, len(x) - L + 1))
+            x = x[s : s + L]
+        else:
+            c = self.all[int(rng.integers(len(self.all)))][0]
+            x, y = held(c[0] if rng.random() < 0.5 else c[-1], L, rng, px), self.bg
+        if flip:
+            x = x[:, :, ::-1]
+        x = np.ascontiguousarray(x)
+        if self.aug:
+            x = augment(x, rng)
+        return x, y
+
+    def batch(self, n: int, pre) -> tuple[np.ndarray, np.ndarray]:
+        from .preprocess import to_model_input
+
+        xs, ys = zip(*(self.sample() for _ in range(n)))
+        return to_model_input(np.stack(xs), pre), np.array(ys, np.int32)
+
+
+def in_context(crops, label, labels, rng, negs, variant: int, black: bool = False):
+    """One clip placed in context: ``(frames, [(gesture_end_frame, label)], reference_frame)``.
+
+    Variant 0 is deterministic (first frame held before, last frame held after, as
+    :func:`realtime.evaluate.clip_windows` scores clips); later variants are augmented: speed,
+    mirroring, tremor, sometimes ``no_gesture`` footage before the gesture, image jitter.
+    """
+    bg = labels.index(NO_GESTURE)
+    px = 0.6 * crops.shape[2] / 112
+    x, lab, flip = crops, label, False
+    if variant:
+        x = resample(x, rng.uniform(0.8, 1.25))
+        flip = rng.random() < 0.5
+        lab = _swap(lab, labels) if flip else lab
+    tremor = px if variant else 0.0
+    if black:  # the seed's padding, for the ablation only
+        z = np.zeros_like(x[:1])
+        seq = np.concatenate([np.repeat(z, PRE, 0), x, np.repeat(z, POST, 0)])
+    elif lab == bg and variant:
+        seq = loop_to(x, PRE + 48 + POST)
+    else:
+        pre = held(x[0], PRE, rng, tremor)
+        if variant and negs and lab != bg and rng.random() < 0.3:
+            k = int(rng.integers(0, 40))
+            pre = np.concatenate([loop_to(negs[int(rng.integers(len(negs)))], PRE - k), held(x[0], k, rng, tremor)])
+        seq = np.concatenate([pre, x, held(x[-1], POST, rng, tremor)])
+    ref = PRE + len(x) - 1
+    events = [] if lab == bg else [(ref, lab)]
+    if flip:
+        seq = seq[:, :, ::-1]
+    seq = np.ascontiguousarray(seq)
+    if variant:
+        seq = augment(seq, rng)
+    return seq, events, ref
+
+
+def label_window(end: int, events, bg: int) -> tuple[int, float]:
+    """(class, weight) of the window ending at frame ``end`` given the gestures ``events``."""
+    out = (bg, 1.0)
+    for g, lab in events:
+        y, w = window_label(end - g, lab, bg)
+        if y != bg:
+            return y, w
+        if w == 0.0:
+            out = (bg, 0.0)
+    return out
+
+
+def grid_windows(seq, events, ref, predict, cfg: Config, bg: int, batch: int = 64):
+    """Features every ``STEP`` frames (one grid point on ``ref``), cut into labelled head windows.
+
+    Returns ``X (n, window, D)``, ``y (n,)``, ``w (n,)`` and the window end frames ``(n,)``.
+    """
+    from .preprocess import to_model_input
+
+    p = cfg.pipeline
+    L = p.clip_len
+    first = L - 1 + ((ref - (L - 1)) % STEP)
+    ends = list(range(first, len(seq), STEP))
+    feats = np.concatenate([predict(to_model_input(np.stack([seq[e - L + 1 : e + 1] for e in ends[i : i + batch]]),
+                                                   cfg.preprocess)) for i in range(0, len(ends), batch)])
+    at = {e: i for i, e in enumerate(ends)}
+    X, y, w, E = [], [], [], []
+    for e in ends:
+        win = [e - p.feature_spacing * j for j in range(p.window - 1, -1, -1)]
+        if win[0] not in at:
+            continue
+        X.append(feats[[at[v] for v in win]])
+        lab, wt = label_window(e, events, bg)
+        y.append(lab), w.append(wt), E.append(e)
+    return X, y, w, E
+
+
+def balance(y: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
+    """Weights scaled so every class carries the same total weight (positives are a few windows per clip)."""
+    tot = np.bincount(y, weights=w, minlength=n)
+    scale = np.where(tot > 0, tot.sum() / (n * np.maximum(tot, 1e-9)), 0.0)
+    return (w * scale[y]).astype(np.float32)
+
+
+def _he_init(model, seed: int) -> None:
+    """He-normal kernels (ReLU throughout; Glorot shrinks activations layer by layer from scratch)."""
+    import keras
+
+    for i, layer in enumerate(model.layers):
+        k = getattr(layer, "kernel", None)
+        if k is not None:
+            k.assign(keras.initializers.HeNormal(seed=seed + i)(tuple(k.shape), dtype=k.dtype))
+
+
+def train_small(args, cfg: Config, out: Path) -> int:
+    import keras
+    from tqdm import tqdm
+
+    from .c3d import build_c3d
+    from .evaluate import clip_predictions, confusion
+    from .head import build_head
+    from .modelio import LoadedModel, ModelSpec, predict_fn, write_model
+    from .train import load_dataset, plot_report
+
+    t_start = time.monotonic()
+    budget_s = (args.minutes or 25.0) * 60
+    keras.utils.set_random_seed(args.seed)
+    labels = list(cfg.labels)
+    n_labels, bg = len(labels), labels.index(NO_GESTURE)
+    black = getattr(args, "context", "held") == "black"
+    background = not getattr(args, "no_background", False)
+    clips, skipped = load_dataset(args.meta, cfg, args.strict)
+    tr, va = stratified_split([c.item for c in clips], args.val_split, args.seed)
+    print(f"{len(tr)} training clips, {len(va)} validation clips (split by video, stratified)", file=sys.stderr)
+    p = cfg.pipeline
+    size = p.size // DOWNSAMPLE
+    small = [(downsample_crops(c.crops, DOWNSAMPLE), c.label) for c in clips]
+    width = args.width or 0.125
+    spec = ModelSpec.from_config(cfg, width=width, head_kind=args.head)
+    spec.backbone.update(input_scale=1 / 64, motion=True, norm=True, downsample=DOWNSAMPLE)
+    body = build_c3d(width, p.clip_len, size, with_fc8=False, input_scale=1 / 64, motion=True, norm=True,
+                     downsample=1, name="c3d")
+    _he_init(body, args.seed)
+    L = keras.layers
+    inp = keras.Input((p.clip_len, size, size, 3))
+    clf = keras.Model(inp, L.Dense(n_labels, activation="softmax", name="clip_probs")(
+        L.Dropout(0.3)(body(inp))), name="clip_classifier")
+    base_lr = 1e-3
+    clf.compile(keras.optimizers.Adam(base_lr, clipnorm=1.0), "sparse_categorical_crossentropy")
+
+    ckpt = out / ".checkpoint"
+    state_path = ckpt / "state.json"
+    state = {"step": 0, "seconds": 0.0, "stage1_done": False, "history": []}
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+        clf.optimizer.build(clf.trainable_variables)  # so the saved Adam moments load too
+        clf.load_weights(str(ckpt / "stage1.weights.h5"))
+        print(f"resuming from {ckpt} at stage-1 step {state['step']}"
+              f"{' (stage 1 done)' if state['stage1_done'] else ''}", file=sys.stderr)
+    ckpt.mkdir(parents=True, exist_ok=True)
+
+    def save_state():
+        clf.save_weights(str(ckpt / "stage1.tmp.weights.h5"))
+        os.replace(ckpt / "stage1.tmp.weights.h5", ckpt / "stage1.weights.h5")
+        tmp = state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, state_path)
+
+    # -- stage 1: the backbone on single clips ------------------------------------------------------
+    train_set = [small[i] for i in tr]
+    val_set = [small[i] for i in va] or train_set
+    rng = np.random.default_rng(args.seed + state["step"])
+    sampler = ClipSampler(train_set, labels, rng, p.clip_len, background=background)
+    vs = ClipSampler(val_set, labels, np.random.default_rng(12345), p.clip_len, aug=False, background=background)
+    val_batches = [vs.batch(BATCH, cfg.preprocess) for _ in range(max(2, min(8, len(val_set) // 8)))]
+    stage1_s = budget_s * STAGE1_FRACTION
+    max_steps = int(np.ceil(args.epochs * len(train_set) / BATCH)) if args.epochs else 10**9
+    eval_every = 50
+    bar = tqdm(desc="stage 1: backbone on clips", unit="step", initial=state["step"], disable=None)
+    run_loss = []
+    t1 = time.monotonic() - state["seconds"]
+    try:
+        while not state["stage1_done"]:
+            elapsed = time.monotonic() - t1
+            if elapsed > stage1_s or state["step"] >= max_steps:
+                state["stage1_done"] = True
+                break
+            frac = state["step"] / max_steps if args.epochs else elapsed / stage1_s
+            clf.optimizer.learning_rate.assign(base_lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))))
+            x, y = sampler.batch(BATCH, cfg.preprocess)
+            run_loss.append(float(clf.train_on_batch(x, y)))
+            state["step"] += 1
+            state["seconds"] = time.monotonic() - t1
+            bar.update(1)
+            if state["step"] % eval_every == 0:
+                vl, va_acc = _clip_val(clf, val_batches)
+                state["history"].append({"step": state["step"], "loss": float(np.mean(run_loss[-eval_every:])),
+                                         "val_loss": vl, "val_acc": va_acc, "minutes": state["seconds"] / 60})
+                save_state()
+                bar.set_postfix(loss=f"{run_loss[-1]:.3f}", val_acc=f"{va_acc:.3f}")
+                if bar.disable:
+                    print(f"stage 1 step {state['step']}: loss {state['history'][-1]['loss']:.3f} "
+                          f"val clip-piece accuracy {va_acc:.3f} ({state['seconds'] / 60:.1f} min)",
+                          file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        bar.close()
+        save_state()
+        print(f"\ninterrupted: checkpoint kept in {ckpt}; run the same command to resume", file=sys.stderr)
+        raise
+    bar.close()
+    save_state()
+    if not state["history"] or state["history"][-1]["step"] != state["step"]:
+        vl, va_acc = _clip_val(clf, val_batches)
+        state["history"].append({"step": state["step"], "loss": float(np.mean(run_loss[-eval_every:] or [vl])),
+                                 "val_loss": vl, "val_acc": va_acc, "minutes": state["seconds"] / 60})
+        save_state()
+
+    # -- stage 2: features of clips in context, the head on windows ----------------------------------
+    predict = predict_fn(body)
+    negs = [x for x, lab in train_set if lab == bg]
+    n_var = 3
+    rng2 = np.random.default_rng(args.seed + 1)
+
+    def collect(idx, variants, desc):
+        X, Y, W = [], [], []
+        for i in tqdm(idx, desc=desc, unit="clip", disable=None):
+            x, lab = small[i]
+            if lab == bg and not background:
+                continue
+            for v in range(variants):
+                seq, events, ref = in_context(x, lab, labels, rng2, negs, v, black=black)
+                a, b, c, _ = grid_windows(seq, events, ref, predict, cfg, bg)
+                X += a
+                Y += b
+                W += c
+        y, w = np.array(Y, np.int32), np.array(W, np.float32)
+        if not background:
+            w[y == bg] = 0.0
+        return np.stack(X), y, balance(y, w, n_labels)
+
+    Xtr, ytr, wtr = collect(tr, n_var, "stage 2: features (train)")
+    Xva, yva, wva = collect(va, 1, "stage 2: features (val)") if va else (Xtr, ytr, wtr)
+    hk = dict(spec.head)
+    kind = hk.pop("kind")
+    head = build_head(Xtr.shape[-1], n_labels, p.window, kind=kind, **hk)
+    head.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                 weighted_metrics=["accuracy"])
+    cb = [keras.callbacks.EarlyStopping(patience=8, restore_best_weights=True)]
+    hist = head.fit(Xtr, ytr, sample_weight=wtr, validation_data=(Xva, yva, wva), epochs=60, batch_size=64,
+                    callbacks=cb, verbose=2).history
+    head_history = [{"step": i + 1, "loss": hist["loss"][i], "val_loss": hist["val_loss"][i],
+                     "acc": _acc(hist, "", i), "val_acc": _acc(hist, "val_", i)} for i in range(len(hist["loss"]))]
+
+    # -- the live model: full-size input, pooled inside, the trained layers ---------------------------
+    backbone = build_c3d(width, p.clip_len, p.size, with_fc8=False, input_scale=1 / 64, motion=True, norm=True,
+                         downsample=DOWNSAMPLE, name="c3d")
+    for layer in body.layers:
+        if layer.weights:
+            backbone.get_layer(layer.name).set_weights(layer.get_weights())
+    minutes = round((time.monotonic() - t_start) / 60, 1)
+    spec.trained = {
+        "summary": f"small C3D width {width} trained from scratch on {len(tr)} clips (two stages)",
+        "context": "black" if black else "held", "background_class": background, "head": args.head,
+        "stage1_steps": state["step"], "seed": args.seed, "metas": [str(m) for m in args.meta], "minutes": minutes,
+    }
+    model = LoadedModel(spec, backbone, head)
+    eval_idx = va or tr
+    y_true, y_pred, _ = clip_predictions(model, cfg, [clips[i].crops for i in eval_idx],
+                                         [clips[i].label for i in eval_idx])
+    cm = confusion(y_true, y_pred, n_labels)
+    metrics = {
+        "clip_accuracy_val": float(np.mean(np.array(y_true) == np.array(y_pred))),
+        "n_train": len(tr), "n_val": len(va), "skipped": skipped, "stage1_steps": state["step"],
+        "stage1_val_clip_piece_accuracy": state["history"][-1]["val_acc"] if state["history"] else None,
+        "head_val_window_accuracy": head_history[int(np.argmin([h["val_loss"] for h in head_history]))]["val_acc"],
+        "n_train_windows": int(len(ytr)), "minutes": minutes, "labels": labels, "confusion": cm.tolist(),
+        "history_stage1": state["history"], "history_head": head_history,
+    }
+    write_model(out, spec, backbone, head)
+    (out / "report").mkdir(exist_ok=True)
+    (out / "report" / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_report(out / "report", {"stage 1: backbone on 16-frame clips": state["history"],
+                                 "stage 2: head on windows": head_history}, cm, labels)
+    print(f"wrote {out}: validation clip accuracy {metrics['clip_accuracy_val']:.3f} ({len(eval_idx)} clips), "
+          f"{state['step']} stage-1 steps, {minutes} min")
+    return 0
+
+
+def _acc(hist: dict, prefix: str, i: int) -> float:
+    for k in (prefix + "accuracy", prefix + "weighted_accuracy"):
+        if k in hist:
+            return float(hist[k][i])
+    return 0.0
+
+
+def _clip_val(clf, batches) -> tuple[float, float]:
+    losses, accs = [], []
+    for x, y in batches:
+        pr = np.clip(np.asarray(clf.predict_on_batch(x)), 1e-7, 1)
+        losses.append(float(-np.log(pr[np.arange(len(y)), y]).mean()))
+        accs.append(float((pr.argmax(-1) == y).mean()))
+    return float(np.mean(losses)), float(np.mean(accs))
