@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meta", required=True, action="append",
                    help="meta CSV (file_path,action[,frame_count]) or a folder with one subfolder per label; repeatable")
     p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--stream", action="append", default=None,
+                   help="annotated stream S.mp4 (S.csv beside it, as `gesture synth stream` writes): its windows "
+                        "train the small backbone's head too; repeatable")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--weights", default=None, help="Sports1M C3D HDF5: frozen full backbone, cached fc7 features")
     g.add_argument("--backbone", choices=("small",), default=None, help="width-scaled C3D trained from scratch")

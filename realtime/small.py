@@ -178,6 +178,60 @@ def grid_windows(seq, events, ref, predict, cfg: Config, bg: int, batch: int = 6
     return X, y, w, E
 
 
+def load_stream(path, cfg: Config, factor: int = DOWNSAMPLE):
+    """An annotated stream for training: ``(frames (T, s, s, 3) uint8 downsampled crops, [(end, label)])``.
+
+    Annotations are ``S.csv`` beside ``S.mp4`` (``label,start_frame,end_frame``, as ``gesture synth
+    stream`` writes them). Frames are cropped and downsampled one at a time, so a long stream fits.
+    """
+    from tqdm import tqdm
+
+    from .errors import GestureError
+    from .evaluate import read_annotations
+    from .preprocess import crop_frame
+
+    path = Path(path)
+    ann = path.with_suffix(".csv")
+    if not path.exists():
+        raise GestureError(f"{path}: stream video not found")
+    if not ann.exists():
+        raise GestureError(f"{ann}: annotations for stream {path.name} not found (label,start_frame,end_frame)")
+    labels = list(cfg.labels)
+    events = [(e, labels.index(lab)) for lab, _, e in read_annotations(ann, labels) if lab != NO_GESTURE]
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise GestureError(f"{path}: cannot open as a video (unsupported or corrupt file)")
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    s = cfg.pipeline.size // factor
+    frames = []
+    try:
+        for _ in tqdm(range(n) if n else iter(int, 1), desc=f"reading {path.name}", unit="frame", disable=None):
+            ok, f = cap.read()
+            if not ok or f is None:
+                break
+            c = crop_frame(f, cfg.preprocess, cfg.pipeline.size, source=str(path))
+            frames.append(cv2.resize(c, (s, s), interpolation=cv2.INTER_AREA) if factor > 1 else c)
+    finally:
+        cap.release()
+    if len(frames) < cfg.pipeline.span:
+        raise GestureError(f"{path}: {len(frames)} frames, shorter than one head window ({cfg.pipeline.span})")
+    return np.stack(frames), events
+
+
+def stream_windows(frames, events, labels, rng, variant: int, predict, cfg: Config, bg: int):
+    """Head windows of a whole annotated stream; variant > 0 mirrors (swapping left/right) and jitters it."""
+    ev = events
+    if variant:
+        flip = rng.random() < 0.5
+        if flip:
+            frames = frames[:, :, ::-1]
+            ev = [(e, _swap(lab, labels)) for e, lab in events]
+        frames = np.concatenate([augment(np.ascontiguousarray(frames[i : i + 600]), rng)
+                                 for i in range(0, len(frames), 600)])
+    offset = int(rng.integers(0, STEP)) if variant else 0
+    return grid_windows(frames, ev, cfg.pipeline.clip_len - 1 + offset, predict, cfg, bg)
+
+
 def balance(y: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
     """Weights scaled so every class carries the same total weight (positives are a few windows per clip)."""
     tot = np.bincount(y, weights=w, minlength=n)
@@ -213,6 +267,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
     black = getattr(args, "context", "held") == "black"
     background = not getattr(args, "no_background", False)
     clips, skipped = load_dataset(args.meta, cfg, args.strict)
+    streams = [load_stream(sp, cfg) for sp in (getattr(args, "stream", None) or [])]
     tr, va = stratified_split([c.item for c in clips], args.val_split, args.seed)
     print(f"{len(tr)} training clips, {len(va)} validation clips (split by video, stratified)", file=sys.stderr)
     p = cfg.pipeline
@@ -301,7 +356,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
     # -- stage 2: features of clips in context, the head on windows ----------------------------------
     predict = predict_fn(body)
     negs = [x for x, lab in train_set if lab == bg]
-    n_var = 3
+    n_var = int(np.clip(2400 // max(len(tr), 1), 1, 3))  # context variants per clip: ~2400 grids at most
     rng2 = np.random.default_rng(args.seed + 1)
 
     def collect(idx, variants, desc):
@@ -323,6 +378,25 @@ def train_small(args, cfg: Config, out: Path) -> int:
 
     Xtr, ytr, wtr = collect(tr, n_var, "stage 2: features (train)")
     Xva, yva, wva = collect(va, 1, "stage 2: features (val)") if va else (Xtr, ytr, wtr)
+    if streams:  # annotated streams: the live distribution itself; the last 20% of each validates
+        SX, SY, SW, VX, VY, VW = [], [], [], [], [], []
+        for frames, events in tqdm(streams, desc="stage 2: features (streams)", unit="stream", disable=None):
+            cut = int(0.8 * len(frames))
+            for v in range(2):
+                X, y, w, E = stream_windows(frames, events, labels, rng2, v, predict, cfg, bg)
+                for x_, y_, w_, e_ in zip(X, y, w, E):
+                    if e_ < cut:
+                        SX.append(x_), SY.append(y_), SW.append(w_)
+                    elif v == 0 and e_ - p.span >= cut:
+                        VX.append(x_), VY.append(y_), VW.append(w_)
+        Xtr = np.concatenate([Xtr, np.stack(SX)])
+        ytr = np.concatenate([ytr, np.array(SY, np.int32)])
+        wtr = balance(ytr, np.concatenate([np.ones_like(wtr) * (wtr > 0), np.array(SW, np.float32)]), n_labels)
+        if VX:
+            Xva = np.concatenate([Xva, np.stack(VX)])
+            yva = np.concatenate([yva, np.array(VY, np.int32)])
+            wva = balance(yva, np.concatenate([np.ones_like(wva) * (wva > 0), np.array(VW, np.float32)]), n_labels)
+        print(f"streams: {len(SX)} training and {len(VX)} validation windows", file=sys.stderr)
     hk = dict(spec.head)
     kind = hk.pop("kind")
     head = build_head(Xtr.shape[-1], n_labels, p.window, kind=kind, **hk)
@@ -344,7 +418,8 @@ def train_small(args, cfg: Config, out: Path) -> int:
     spec.trained = {
         "summary": f"small C3D width {width} trained from scratch on {len(tr)} clips (two stages)",
         "context": "black" if black else "held", "background_class": background, "head": args.head,
-        "stage1_steps": state["step"], "seed": args.seed, "metas": [str(m) for m in args.meta], "minutes": minutes,
+        "stage1_steps": state["step"], "seed": args.seed, "metas": [str(m) for m in args.meta],
+        "streams": [str(x) for x in (getattr(args, "stream", None) or [])], "minutes": minutes,
     }
     model = LoadedModel(spec, backbone, head)
     eval_idx = va or tr

@@ -108,6 +108,8 @@ def plot_report(out: Path, histories: dict[str, list[dict]], cm: np.ndarray, lab
 
 def train_command(args, cfg: Config) -> int:
     out = Path(args.out)
+    if args.weights and getattr(args, "stream", None):
+        raise GestureError("--stream trains the small backbone's head; it cannot be combined with --weights")
     if args.weights:
         return train_frozen(args, cfg, out)
     return train_small(args, cfg, out)

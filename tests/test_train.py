@@ -182,6 +182,24 @@ def test_small_backbone_learns_resumes_and_runs_live(blob_data_20, tmp_path, cap
     assert main(["live", "--source", str(video), "--model", str(out), "--headless"]) == 0
 
 
+@pytest.mark.timeout(300)
+def test_annotated_streams_train_the_head_too(blob_data, tmp_path, capsys):
+    from realtime.synth import write_stream
+
+    mp4, csv_path = write_stream(str(tmp_path / "s.mp4"), 0.4, 5, width=320, height=240)
+    out = tmp_path / "m"
+    args = ["train", "--meta", str(blob_data), "--stream", str(mp4), "--out", str(out), "--backbone", "small",
+            "--width", "0.03", "--minutes", "0.1", "--val-split", "0.2"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    n_train = int(err.split("streams: ")[1].split(" training")[0])
+    assert n_train > 100                                  # 0.4 min = 720 frames: windows every 8 frames, 2 variants
+    assert json.loads((out / "model.json").read_text())["trained"]["streams"] == [str(mp4)]
+    Path(csv_path).unlink()                               # a stream without its annotations: one line naming it
+    assert main(args) == 2
+    assert "s.csv" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
 def test_strict_makes_a_short_clip_fatal(blob_data, tmp_path, capsys):
     rc = main(["train", "--meta", str(blob_data), "--out", str(tmp_path / "m"), "--backbone", "small",
                "--strict", "--minutes", "0.05"])
