@@ -85,10 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--backbone", choices=("small",), default=None, help="width-scaled C3D trained from scratch")
     p.add_argument("--width", type=float, default=None, help="small backbone width multiplier (default 0.125)")
     p.add_argument("--head", choices=("small", "seed"), default="small")
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="small: passes over the training clips in stage 1 (default: run for --minutes); "
+                        "--weights: head epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-split", type=float, default=0.2)
-    p.add_argument("--minutes", type=float, default=None, help="stop training after this wall time")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="small: the whole run's time budget (default 25; stage 1 gets 65%%)")
     p.add_argument("--strict", action="store_true", help="a clip shorter than 16 frames is fatal, not skipped")
     a = p.add_argument_group("ablation (docs/ablation.md): put back one of the seed's choices")
     a.add_argument("--context", choices=("held", "black"), default="held",
@@ -191,7 +194,9 @@ def dispatch(args) -> int:
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the exact command, for model cards
     from .errors import GestureError
 
     try:

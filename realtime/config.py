@@ -46,7 +46,7 @@ class PipelineConfig:
     size: int = field(default=112, metadata=_rng(16, 512))
     feature_spacing: int = field(default=16, metadata=_rng(1, 64))
     window: int = field(default=8, metadata=_rng(1, 64))
-    stride: int = field(default=16, metadata=_rng(choices=(1, 2, 4, 8, 16)))
+    stride: int = field(default=4, metadata=_rng(choices=(1, 2, 4, 8, 16)))
     precision: str = field(default="fp32", metadata=_rng(choices=("fp32", "bf16")))
     max_batch: int = field(default=4, metadata=_rng(1, 64))
 
@@ -65,8 +65,8 @@ class CaptureConfig:
 
 @dataclass(frozen=True)
 class DebounceConfig:
-    smoothing: int = field(default=2, metadata=_rng(1, 64))
-    threshold: float = field(default=0.6, metadata=_rng(0, 1, lo_open=True))
+    smoothing: int = field(default=3, metadata=_rng(1, 64))
+    threshold: float = field(default=0.9, metadata=_rng(0, 1, lo_open=True))
     rearm: float = field(default=0.4, metadata=_rng(0, 1))
     cooldown_s: float = field(default=0.8, metadata=_rng(0, 60))
 

@@ -434,7 +434,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
         "n_train_windows": int(len(ytr)), "minutes": minutes, "labels": labels, "confusion": cm.tolist(),
         "history_stage1": state["history"], "history_head": head_history,
     }
-    write_model(out, spec, backbone, head)
+    write_model(out, spec, backbone, head, card=_card(spec, metrics, args))
     (out / "report").mkdir(exist_ok=True)
     (out / "report" / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_report(out / "report", {"stage 1: backbone on 16-frame clips": state["history"],
@@ -442,6 +442,46 @@ def train_small(args, cfg: Config, out: Path) -> int:
     print(f"wrote {out}: validation clip accuracy {metrics['clip_accuracy_val']:.3f} ({len(eval_idx)} clips), "
           f"{state['step']} stage-1 steps, {minutes} min")
     return 0
+
+
+def _card(spec, metrics: dict, args) -> str:
+    """A first model card: how this folder was made and what it measured (edit it to add more)."""
+    import shlex
+
+    t = spec.trained
+    cmd = "gesture " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
+    data = "\n".join(f"- clips: `{m}`" for m in t["metas"]) + "".join(f"\n- stream: `{x}`" for x in t["streams"])
+    return f"""# Model card: {Path(args.out).name}
+
+Small C3D (width {spec.backbone['width']}, 28x28 inside, frame differences, BatchNorm) trained from scratch,
+then a {t['head']} BiLSTM head on windows of 8 of its features (`realtime/small.py`).
+
+## How it was made
+
+```bash
+{cmd}
+```
+
+Seed {t['seed']}; {metrics['n_train']} training / {metrics['n_val']} validation clips (split by video); stage 1 ran
+{t['stage1_steps']} steps; {t['minutes']} minutes in all.
+
+{data}
+
+## Measured at training time
+
+- validation clip accuracy: {metrics['clip_accuracy_val']:.3f} (`report/confusion.png`)
+- stage 1 validation accuracy on single 16-frame pieces: {metrics['stage1_val_clip_piece_accuracy']}
+- head validation window accuracy (class-balanced): {metrics['head_val_window_accuracy']:.3f}
+
+Score it on data it never saw with `gesture eval --model DIR --meta CSV --json` and
+`gesture eval --model DIR --stream S.mp4 --json`.
+
+## Where it will not work
+
+It knows only what its training data showed. A model trained on rendered hands has never seen a
+real camera, a real hand or a real room: on a webcam, expect misses and false events until it is
+retrained with the user's own examples (`gesture record`, the `1`-`4`/`0` keys in the window).
+"""
 
 
 def _acc(hist: dict, prefix: str, i: int) -> float:

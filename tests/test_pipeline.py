@@ -291,6 +291,7 @@ def test_gesture_live_headless_end_to_end(cli_case):
         "live", "--source", str(video), "--headless", "--events-out", str(events), "--model", str(model_dir),
         "--set", "debounce.threshold=0.05", "--set", "debounce.rearm=0.01", "--set", "debounce.cooldown_s=0",
         "--set", "pipeline.max_batch=1",   # warm-up traces one batch size, not four (~3 s less on 2 cores)
+        "--set", "pipeline.stride=16",
     ]
     r = subprocess.run(cmd, capture_output=True, text=True, env=helpers.subprocess_env(), timeout=110)
     assert r.returncode == 0, r.stderr[-3000:]

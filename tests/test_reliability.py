@@ -371,7 +371,7 @@ class OddGrayCamera(FrameSource):
 @pytest.mark.timeout(60)
 def test_pipeline_runs_on_grayscale_odd_sized_frames(small):
     cfg, model = small
-    p = Pipeline(OddGrayCamera(144), model, cfg, warmup=False)
+    p = Pipeline(OddGrayCamera(144), model, cfg.replace(**{"pipeline.stride": 16}), warmup=False)
     p.run()
     assert p.stats.frames == 144 and p.stats.decisions == 2
 
@@ -380,7 +380,7 @@ def test_pipeline_runs_on_grayscale_odd_sized_frames(small):
 def test_gesture_live_on_an_odd_sized_video(files, capsys):
     """Written from 97x61 frames (OpenCV's encoders round that down to 96x60: still no 4:3 frame)."""
     rc, errors, err = run_cli(capsys, "live", "--source", files["odd"], "--headless", "--model", files["model"],
-                              *SET_SMALL, "--set", "pipeline.max_batch=1")
+                              *SET_SMALL, "--set", "pipeline.max_batch=1", "--set", "pipeline.stride=16")
     assert rc == 0 and not errors, err
     assert "done: 144 frames, 9 clips, 2 decisions" in err
 

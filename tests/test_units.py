@@ -353,7 +353,8 @@ class TestDebouncer:
 class TestConfig:
     def test_repo_config_loads_and_matches_defaults(self):
         cfg = load_config()
-        assert cfg.pipeline.stride == 16 and cfg.pipeline.span == 128
+        assert cfg.pipeline.stride == 4 and cfg.pipeline.span == 128
+        assert cfg.pipeline == Config().pipeline and cfg.debounce == Config().debounce  # config.yaml states the defaults
         assert cfg.preprocess.resize == (171, 128) and cfg.preprocess.crop == (8, 29)
         assert cfg.preprocess.mean_bgr == (90.25, 97.66, 101.41)
         assert "no_gesture" in cfg.labels
@@ -435,9 +436,9 @@ class TestConfig:
 
     def test_replace(self):
         cfg = Config()
-        c2 = cfg.replace(**{"pipeline.stride": 4, "debounce.threshold": 0.7})
-        assert c2.pipeline.stride == 4 and c2.debounce.threshold == 0.7
-        assert cfg.pipeline.stride == 16                           # the original is untouched (frozen)
+        c2 = cfg.replace(**{"pipeline.stride": 16, "debounce.threshold": 0.7})
+        assert c2.pipeline.stride == 16 and c2.debounce.threshold == 0.7
+        assert cfg.pipeline.stride == 4                            # the original is untouched (frozen)
         with pytest.raises(Exception):
             cfg.pipeline.stride = 4                                # frozen dataclass
         with pytest.raises(ConfigError, match="unknown key 'pipeline.nope'"):
