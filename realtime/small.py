@@ -402,8 +402,10 @@ def train_small(args, cfg: Config, out: Path) -> int:
     head = build_head(Xtr.shape[-1], n_labels, p.window, kind=kind, **hk)
     head.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                  weighted_metrics=["accuracy"])
-    cb = [keras.callbacks.EarlyStopping(patience=8, restore_best_weights=True)]
-    hist = head.fit(Xtr, ytr, sample_weight=wtr, validation_data=(Xva, yva, wva), epochs=60, batch_size=64,
+    # the head gets what is left of the budget, at least 2 minutes
+    head_s = max(120.0, budget_s - (time.monotonic() - t_start) - 60)
+    cb = [keras.callbacks.EarlyStopping(patience=6, restore_best_weights=True), _TimeLimit(head_s)]
+    hist = head.fit(Xtr, ytr, sample_weight=wtr, validation_data=(Xva, yva, wva), epochs=60, batch_size=128,
                     callbacks=cb, verbose=2).history
     head_history = [{"step": i + 1, "loss": hist["loss"][i], "val_loss": hist["val_loss"][i],
                      "acc": _acc(hist, "", i), "val_acc": _acc(hist, "val_", i)} for i in range(len(hist["loss"]))]
@@ -482,6 +484,24 @@ It knows only what its training data showed. A model trained on rendered hands h
 real camera, a real hand or a real room: on a webcam, expect misses and false events until it is
 retrained with the user's own examples (`gesture record`, the `1`-`4`/`0` keys in the window).
 """
+
+
+def _TimeLimit(seconds: float):
+    """A Keras callback that stops ``fit`` at the end of the first epoch past ``seconds``
+    (EarlyStopping, listed before it, still restores the best weights)."""
+    import keras
+
+    class TimeLimit(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.t0 = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if time.monotonic() - self.t0 > seconds:
+                print(f"head: time budget ({seconds / 60:.1f} min) reached after epoch {epoch + 1}", file=sys.stderr)
+                self.model.stop_training = True
+
+    return TimeLimit()
 
 
 def _acc(hist: dict, prefix: str, i: int) -> float:

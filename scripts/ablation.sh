@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # "Why the seed failed, measured": the same short training run with one of the seed's choices put back
 # at a time, scored on held-out synthetic clips and a held-out stream (docs/ablation.md).
-# Usage: bash scripts/ablation.sh DATA_DIR EPOCHS   (DATA_DIR holds train/, test/ and test_stream.mp4+.csv)
+# Usage: bash scripts/ablation.sh DATA_DIR [EPOCHS [MINUTES]]   (DATA_DIR holds train/, test/ and test_stream.mp4+.csv)
 # A fixed number of stage-1 passes (--epochs), not a time budget, so every run gets the same steps.
 set -euo pipefail
-data=${1:-data}; epochs=${2:-24}; out=${data}/ablation
+data=${1:-data}; epochs=${2:-12}; minutes=${3:-8}; out=${data}/ablation
 mkdir -p "$out"
 # the seed's preprocessing: the whole frame squashed to 112x112, no mean subtraction
 SEED_PRE=(--set "preprocess.resize=[112, 112]" --set "preprocess.crop=[0, 0]" --set "preprocess.mean_bgr=[0, 0, 0]")
@@ -13,7 +13,7 @@ run() {  # name, then train flags, then `--` and flags for both train and eval
   local train=() both=()
   while [[ $# -gt 0 && $1 != -- ]]; do train+=("$1"); shift; done
   [[ $# -gt 0 ]] && shift && both=("$@")
-  gesture train --meta "$data/train/meta.csv" --out "$out/$name" --backbone small --epochs "$epochs" --seed 0 \
+  gesture train --meta "$data/train/meta.csv" --out "$out/$name" --backbone small --epochs "$epochs" --minutes "$minutes" --seed 0 \
     ${train[@]+"${train[@]}"} ${both[@]+"${both[@]}"} > "$out/$name.train.log" 2>&1
   gesture eval --model "$out/$name" --meta "$data/test/meta.csv" --json ${both[@]+"${both[@]}"} \
     > "$out/$name.clips.json" 2> "$out/$name.eval.log"
