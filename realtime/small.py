@@ -404,7 +404,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
                  weighted_metrics=["accuracy"])
     # the head gets what is left of the budget, at least 2 minutes
     head_s = max(120.0, budget_s - (time.monotonic() - t_start) - 60)
-    cb = [keras.callbacks.EarlyStopping(patience=6, restore_best_weights=True), _TimeLimit(head_s)]
+    cb = [keras.callbacks.EarlyStopping(patience=6, restore_best_weights=True), _time_limit(head_s)]
     hist = head.fit(Xtr, ytr, sample_weight=wtr, validation_data=(Xva, yva, wva), epochs=60, batch_size=128,
                     callbacks=cb, verbose=2).history
     head_history = [{"step": i + 1, "loss": hist["loss"][i], "val_loss": hist["val_loss"][i],
@@ -486,7 +486,7 @@ retrained with the user's own examples (`gesture record`, the `1`-`4`/`0` keys i
 """
 
 
-def _TimeLimit(seconds: float):
+def _time_limit(seconds: float):
     """A Keras callback that stops ``fit`` at the end of the first epoch past ``seconds``
     (EarlyStopping, listed before it, still restores the best weights)."""
     import keras
