@@ -24,7 +24,7 @@ import numpy as np
 from .config import NO_GESTURE, Config
 from .dataset import content_key, stratified_split
 from .errors import GestureError
-from .windows import held, window_label
+from .windows import balance, held, window_label
 
 PRE, POST, STEP = 127, 40, 8
 CONTEXT_VERSION = "ctx1-pre127-post40-step8"
@@ -145,10 +145,7 @@ def train_frozen_head(args, cfg: Config, out: Path) -> int:
     Xtr, ytr, wtr = collect(tr)
     Xva, yva, wva = collect(va) if va else (Xtr, ytr, wtr)
     # balance the classes: positives are a few windows per clip, no_gesture the rest
-    for y_, w_ in ((ytr, wtr), (yva, wva)):
-        tot = np.bincount(y_, weights=w_, minlength=len(labels))
-        scale = np.where(tot > 0, tot.sum() / (len(labels) * np.maximum(tot, 1e-9)), 0.0)
-        w_ *= scale[y_]
+    wtr, wva = balance(ytr, wtr, len(labels)), balance(yva, wva, len(labels))
     spec = ModelSpec.from_config(cfg, width=width, head_kind=args.head)
     spec.backbone = {"kind": "sports1m", "width": width, "weights": str(weights.resolve())}
     hk = dict(spec.head)

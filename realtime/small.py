@@ -31,7 +31,7 @@ import numpy as np
 
 from .config import NO_GESTURE, Config
 from .dataset import stratified_split
-from .windows import FLIP_SWAP, augment, held, loop_to, resample, window_label
+from .windows import FLIP_SWAP, augment, balance, held, loop_to, resample, window_label
 
 DOWNSAMPLE = 4
 PRE, POST, STEP = 127, 40, 8   # context frames before / after a clip; feature grid step (frames)
@@ -230,13 +230,6 @@ def stream_windows(frames, events, labels, rng, variant: int, predict, cfg: Conf
                                  for i in range(0, len(frames), 600)])
     offset = int(rng.integers(0, STEP)) if variant else 0
     return grid_windows(frames, ev, cfg.pipeline.clip_len - 1 + offset, predict, cfg, bg)
-
-
-def balance(y: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
-    """Weights scaled so every class carries the same total weight (positives are a few windows per clip)."""
-    tot = np.bincount(y, weights=w, minlength=n)
-    scale = np.where(tot > 0, tot.sum() / (n * np.maximum(tot, 1e-9)), 0.0)
-    return (w * scale[y]).astype(np.float32)
 
 
 def _he_init(model, seed: int) -> None:

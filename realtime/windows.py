@@ -113,32 +113,8 @@ def _noise_bank(h: int, w: int) -> np.ndarray:
     return _NOISE[(h, w)]
 
 
-def place_in_context(clip: np.ndarray, n_frames: int, gesture_end: int, rng: np.random.Generator,
-                     background: np.ndarray | None = None, p_background: float = 0.35,
-                     black: bool = False) -> np.ndarray:
-    """``n_frames`` frames with ``clip`` ending at frame ``gesture_end`` and realistic context around it.
-
-    ``black=True`` pads with black frames instead, as the seed did (only for the ablation).
-    """
-    L = len(clip)
-    start = gesture_end - L + 1
-    parts = []
-    if black:
-        z = np.zeros_like(clip[:1])
-        seq = np.concatenate([np.repeat(z, max(start, 0), 0), clip[max(-start, 0):]])
-        if len(seq) < n_frames:
-            seq = np.concatenate([seq, np.repeat(z, n_frames - len(seq), 0)])
-        return seq[:n_frames]
-    if start > 0:
-        if background is not None and len(background) and rng.random() < p_background:
-            k = int(rng.integers(0, start + 1))  # background footage, then the hand held before starting
-            parts += [loop_to(background, start - k), held(clip[0], k, rng)]
-        else:
-            parts.append(held(clip[0], start, rng))
-        parts.append(clip)
-    else:
-        parts.append(clip[-start:])
-    seq = np.concatenate([p for p in parts if len(p)])
-    if len(seq) < n_frames:
-        seq = np.concatenate([seq, held(clip[-1], n_frames - len(seq), rng)])
-    return seq[:n_frames]
+def balance(y: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
+    """Weights scaled so every class carries the same total weight (positives are a few windows per clip)."""
+    tot = np.bincount(y, weights=w, minlength=n)
+    scale = np.where(tot > 0, tot.sum() / (n * np.maximum(tot, 1e-9)), 0.0)
+    return (w * scale[y]).astype(np.float32)

@@ -15,7 +15,7 @@ from helpers import random_c3d_weights, tiny_config, write_keras2_h5_raw
 from realtime.cli import main
 from realtime.config import DEFAULT_LABELS, NO_GESTURE
 from realtime.evaluate import levenshtein, match_events
-from realtime.windows import held, place_in_context, window_label
+from realtime.windows import held, window_label
 
 G = {lab: i for i, lab in enumerate(DEFAULT_LABELS)}
 BG = G[NO_GESTURE]
@@ -33,15 +33,21 @@ def test_window_label_regions():
 
 
 def test_context_has_no_black_frames_and_ends_the_clip_where_asked():
+    from realtime.small import POST, PRE, in_context
+
     rng = np.random.default_rng(0)
+    labels = list(DEFAULT_LABELS)
     clip = np.full((30, 112, 112, 3), 120, np.uint8)
     clip[:, 40:60, 40:60] = 250
-    seq = place_in_context(clip, 160, 100, rng)
-    assert seq.shape == (160, 112, 112, 3)
-    assert seq.reshape(160, -1).mean(1).min() > 100          # a camera never shows black frames
-    assert np.array_equal(seq[71:101], clip)                  # clip ends at frame 100
-    black = place_in_context(clip, 160, 100, rng, black=True)
-    assert black[:71].max() == 0 and black[101:].max() == 0   # the seed's padding, for the ablation
+    seq, events, ref = in_context(clip, G["Shake_Hand"], labels, rng, [], variant=0)
+    n = PRE + 30 + POST
+    assert seq.shape == (n, 112, 112, 3) and ref == PRE + 29 and events == [(ref, G["Shake_Hand"])]
+    assert seq.reshape(n, -1).mean(1).min() > 100            # a camera never shows black frames
+    assert np.array_equal(seq[ref - 29 : ref + 1], clip)      # the clip ends at the reference frame
+    black, _, _ = in_context(clip, G["Shake_Hand"], labels, rng, [], variant=0, black=True)
+    assert black[: ref - 29].max() == 0 and black[ref + 1 :].max() == 0   # the seed's padding, for the ablation
+    mirrored = [in_context(clip, G["2_Fingers_Left"], labels, rng, [], variant=1)[1][0][1] for _ in range(20)]
+    assert set(mirrored) == {G["2_Fingers_Left"], G["2_Fingers_Right"]}   # mirroring swaps left and right
     h = held(clip[0], 5, rng)
     assert h.shape == (5, 112, 112, 3) and abs(float(h.mean()) - float(clip[0].mean())) < 2
 
