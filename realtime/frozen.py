@@ -24,7 +24,7 @@ import numpy as np
 from .config import NO_GESTURE, Config
 from .dataset import content_key, stratified_split
 from .errors import GestureError
-from .windows import balance, held, window_label
+from .windows import balance, held
 
 PRE, POST, STEP = 127, 40, 8
 CONTEXT_VERSION = "ctx1-pre127-post40-step8"
@@ -85,23 +85,11 @@ def cached_features(items, clips, predict, cfg: Config, cache_dir: Path, weights
     return out
 
 
-def windows_from_grid(ends, feats, g, label: int, bg: int, cfg: Config, flip_label: int | None = None):
+def windows_from_grid(ends, feats, g, label: int, bg: int, cfg: Config):
     """All windows of one clip's feature grid: X (n, window, D), y (n,), w (n,), window ends (n,)."""
-    p = cfg.pipeline
-    idx = {int(e): i for i, e in enumerate(ends)}
-    X, y, w, E = [], [], [], []
-    for e in ends:
-        win = [int(e) - p.feature_spacing * j for j in range(p.window - 1, -1, -1)]
-        if not all(v in idx for v in win):
-            continue
-        X.append(feats[[idx[v] for v in win]])
-        E.append(int(e))
-        if label == bg:
-            y.append(bg), w.append(1.0)
-        else:
-            lab, wt = window_label(int(e) - g, label, bg)
-            y.append(lab), w.append(wt)
-    return X, y, w, E
+    from .small import cut_windows
+
+    return cut_windows(ends, feats, [] if label == bg else [(int(g), label)], cfg, bg)
 
 
 def train_frozen_head(args, cfg: Config, out: Path) -> int:

@@ -166,11 +166,18 @@ def grid_windows(seq, events, ref, predict, cfg: Config, bg: int, batch: int = 6
     ends = list(range(first, len(seq), STEP))
     feats = np.concatenate([predict(to_model_input(np.stack([seq[e - L + 1 : e + 1] for e in ends[i : i + batch]]),
                                                    cfg.preprocess)) for i in range(0, len(ends), batch)])
-    at = {e: i for i, e in enumerate(ends)}
+    return cut_windows(ends, feats, events, cfg, bg)
+
+
+def cut_windows(ends, feats, events, cfg: Config, bg: int):
+    """Every complete head window of a feature grid, labelled by :func:`label_window`:
+    ``X (n, window, D)``, ``y (n,)``, ``w (n,)`` and the window end frames ``(n,)``."""
+    p = cfg.pipeline
+    at = {int(e): i for i, e in enumerate(ends)}
     X, y, w, E = [], [], [], []
-    for e in ends:
+    for e in map(int, ends):
         win = [e - p.feature_spacing * j for j in range(p.window - 1, -1, -1)]
-        if win[0] not in at:
+        if not all(v in at for v in win):
             continue
         X.append(feats[[at[v] for v in win]])
         lab, wt = label_window(e, events, bg)
