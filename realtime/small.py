@@ -37,6 +37,7 @@ DOWNSAMPLE = 4
 PRE, POST, STEP = 127, 40, 8   # context frames before / after a clip; feature grid step (frames)
 BATCH = 32
 STAGE1_FRACTION = 0.65         # of the time budget; the rest is features + head
+STREAM_SHARE = 0.35            # of stage-1 clips cut from annotated streams, when there are any
 
 
 def downsample_crops(crops: np.ndarray, factor: int) -> np.ndarray:
@@ -55,13 +56,15 @@ def _swap(label: int, labels: list[str]) -> int:
 class ClipSampler:
     """Stage 1 samples: one 16-frame clip and its label.
 
-    60% a piece of a gesture (from its middle 70%, so it holds the motion), 28% a piece of
+    With annotated streams, 35% are pieces of them (:class:`StreamPieces`: 40% inside a gesture,
+    60% between gestures); the rest come from the clips: 60% a piece of a gesture (from its middle 70%, so it holds the motion), 28% a piece of
     ``no_gesture`` footage, 12% a hand held still (a gesture's first or last pose: a pose is not a
     gesture). Speed x0.8-1.25, mirroring (left and right swap), photometric and geometric jitter.
     """
 
-    def __init__(self, clips, labels, rng, clip_len=16, aug=True, background=True):
+    def __init__(self, clips, labels, rng, clip_len=16, aug=True, background=True, streams=None):
         self.labels, self.rng, self.L, self.aug = list(labels), rng, clip_len, aug
+        self.streams = streams if streams and background else None
         self.bg = self.labels.index(NO_GESTURE)
         self.pos = [c for c in clips if c[1] != self.bg]
         self.neg = [c for c in clips if c[1] == self.bg] if background else []
@@ -73,7 +76,10 @@ class ClipSampler:
         r = rng.random() if self.background else 0.0
         flip = rng.random() < 0.5
         px = 0.6 * self.all[0][0].shape[2] / 112  # tremor in this resolution's pixels
-        if r < 0.6 and self.pos:
+        if self.streams and rng.random() < STREAM_SHARE:
+            x, y = self.streams.sample(rng, rng.random() < 0.4)
+            y = _swap(y, self.labels) if flip else y
+        elif r < 0.6 and self.pos:
             x, y = self.pos[int(rng.integers(len(self.pos)))]
             if self.aug:
                 x = resample(x, rng.uniform(0.8, 1.25))
@@ -186,7 +192,7 @@ def cut_windows(ends, feats, events, cfg: Config, bg: int):
 
 
 def load_stream(path, cfg: Config, factor: int = DOWNSAMPLE):
-    """An annotated stream for training: ``(frames (T, s, s, 3) uint8 downsampled crops, [(end, label)])``.
+    """An annotated stream for training: ``(frames (T, s, s, 3) uint8 downsampled crops, [(start, end, label)])``.
 
     Annotations are ``S.csv`` beside ``S.mp4`` (``label,start_frame,end_frame``, as ``gesture synth
     stream`` writes them). Frames are cropped and downsampled one at a time, so a long stream fits.
@@ -204,7 +210,7 @@ def load_stream(path, cfg: Config, factor: int = DOWNSAMPLE):
     if not ann.exists():
         raise GestureError(f"{ann}: annotations for stream {path.name} not found (label,start_frame,end_frame)")
     labels = list(cfg.labels)
-    events = [(e, labels.index(lab)) for lab, _, e in read_annotations(ann, labels) if lab != NO_GESTURE]
+    spans = [(s, e, labels.index(lab)) for lab, s, e in read_annotations(ann, labels) if lab != NO_GESTURE]
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise GestureError(f"{path}: cannot open as a video (unsupported or corrupt file)")
@@ -222,7 +228,47 @@ def load_stream(path, cfg: Config, factor: int = DOWNSAMPLE):
         cap.release()
     if len(frames) < cfg.pipeline.span:
         raise GestureError(f"{path}: {len(frames)} frames, shorter than one head window ({cfg.pipeline.span})")
-    return np.stack(frames), events
+    return np.stack(frames), spans
+
+
+class StreamPieces:
+    """Stage-1 clips cut from annotated streams: the part ``part`` of each (the first 80% trains,
+    the rest validates, as in stage 2).
+
+    A piece with at least 14 of its 16 frames inside a gesture's motion is that gesture; a piece at
+    least ``margin`` frames away from every gesture is ``no_gesture``. The second kind is what clips
+    alone never show the backbone: the hand moving between gestures, the return stroke after a
+    swipe (which, 16 frames at a time, looks like the opposite swipe) and the lead-in to the next.
+    """
+
+    def __init__(self, streams, bg: int, clip_len: int = 16, part=(0.0, 0.8), margin: int = 4):
+        self.bg, self.L, self.items = bg, clip_len, []
+        L = clip_len
+        for frames, spans in streams:
+            a, b = int(part[0] * len(frames)), int(part[1] * len(frames))
+            frames, n = frames[a:b], b - a
+            spans = [(s - a, e - a, lab) for s, e, lab in spans]
+            near = np.zeros(n, bool)
+            for s, e, _ in spans:
+                near[max(0, s - margin) : max(0, min(n, e + 1 + margin))] = True
+            cs = np.concatenate([[0], np.cumsum(near)])
+            neg = np.flatnonzero(cs[L:] - cs[:-L] == 0)
+            pos = [(s, e, lab) for s, e, lab in spans if 0 <= s and e < n and e - s + 1 >= L - 2]
+            if len(neg) or pos:
+                self.items.append((frames, neg, pos))
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def sample(self, rng, positive: bool):
+        frames, neg, pos = self.items[int(rng.integers(len(self.items)))]
+        L = self.L
+        if (positive and pos) or not len(neg):
+            s, e, lab = pos[int(rng.integers(len(pos)))]
+            t0 = int(rng.integers(max(0, s - 2), min(e - L + 3, len(frames) - L) + 1))
+            return frames[t0 : t0 + L], lab
+        t0 = int(neg[int(rng.integers(len(neg)))])
+        return frames[t0 : t0 + L], self.bg
 
 
 def stream_windows(frames, events, labels, rng, variant: int, predict, cfg: Config, bg: int):
@@ -308,9 +354,11 @@ def train_small(args, cfg: Config, out: Path) -> int:
     train_set = [small[i] for i in tr]
     val_set = [small[i] for i in va] or train_set
     rng = np.random.default_rng(args.seed + state["step"])
-    sampler = ClipSampler(train_set, labels, rng, p.clip_len, background=background)
+    pieces = StreamPieces(streams, bg, p.clip_len)
+    sampler = ClipSampler(train_set, labels, rng, p.clip_len, background=background, streams=pieces)
     vs = ClipSampler(val_set, labels, np.random.default_rng(12345), p.clip_len, aug=False, background=background)
     val_batches = [vs.batch(BATCH, cfg.preprocess) for _ in range(max(2, min(8, len(val_set) // 8)))]
+    stream_val = _piece_batches(StreamPieces(streams, bg, p.clip_len, part=(0.8, 1.0)), cfg, 6)
     stage1_s = budget_s * STAGE1_FRACTION
     max_steps = int(np.ceil(args.epochs * len(train_set) / BATCH)) if args.epochs else 10**9
     eval_every = 50
@@ -331,14 +379,15 @@ def train_small(args, cfg: Config, out: Path) -> int:
             state["seconds"] = time.monotonic() - t1
             bar.update(1)
             if state["step"] % eval_every == 0:
-                vl, va_acc = _clip_val(clf, val_batches)
-                state["history"].append({"step": state["step"], "loss": float(np.mean(run_loss[-eval_every:])),
-                                         "val_loss": vl, "val_acc": va_acc, "minutes": state["seconds"] / 60})
+                state["history"].append(_stage1_point(clf, state, run_loss[-eval_every:], val_batches, stream_val))
+                va_acc = state["history"][-1]["val_acc"]
                 save_state()
                 bar.set_postfix(loss=f"{run_loss[-1]:.3f}", val_acc=f"{va_acc:.3f}")
                 if bar.disable:
-                    print(f"stage 1 step {state['step']}: loss {state['history'][-1]['loss']:.3f} "
-                          f"val clip-piece accuracy {va_acc:.3f} ({state['seconds'] / 60:.1f} min)",
+                    h = state["history"][-1]
+                    sv = f", stream pieces {h['val_stream_acc']:.3f}" if "val_stream_acc" in h else ""
+                    print(f"stage 1 step {state['step']}: loss {h['loss']:.3f} "
+                          f"val clip-piece accuracy {va_acc:.3f}{sv} ({state['seconds'] / 60:.1f} min)",
                           file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         bar.close()
@@ -348,9 +397,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
     bar.close()
     save_state()
     if not state["history"] or state["history"][-1]["step"] != state["step"]:
-        vl, va_acc = _clip_val(clf, val_batches)
-        state["history"].append({"step": state["step"], "loss": float(np.mean(run_loss[-eval_every:] or [vl])),
-                                 "val_loss": vl, "val_acc": va_acc, "minutes": state["seconds"] / 60})
+        state["history"].append(_stage1_point(clf, state, run_loss[-eval_every:], val_batches, stream_val))
         save_state()
 
     # -- stage 2: features of clips in context, the head on windows ----------------------------------
@@ -380,8 +427,9 @@ def train_small(args, cfg: Config, out: Path) -> int:
     Xva, yva, wva = collect(va, 1, "stage 2: features (val)") if va else (Xtr, ytr, wtr)
     if streams:  # annotated streams: the live distribution itself; the last 20% of each validates
         SX, SY, SW, VX, VY, VW = [], [], [], [], [], []
-        for frames, events in tqdm(streams, desc="stage 2: features (streams)", unit="stream", disable=None):
+        for frames, spans in tqdm(streams, desc="stage 2: features (streams)", unit="stream", disable=None):
             cut = int(0.8 * len(frames))
+            events = [(e, lab) for _, e, lab in spans]
             for v in range(2):
                 X, y, w, E = stream_windows(frames, events, labels, rng2, v, predict, cfg, bg)
                 for x_, y_, w_, e_ in zip(X, y, w, E):
@@ -509,6 +557,31 @@ def _acc(hist: dict, prefix: str, i: int) -> float:
         if k in hist:
             return float(hist[k][i])
     return 0.0
+
+
+def _piece_batches(pieces: StreamPieces, cfg: Config, n: int) -> list:
+    """``n`` fixed batches of validation stream pieces (half inside gestures), no augmentation."""
+    from .preprocess import to_model_input
+
+    if not pieces:
+        return []
+    rng = np.random.default_rng(54321)
+    out = []
+    for _ in range(n):
+        xs, ys = zip(*(pieces.sample(rng, i % 2 == 0) for i in range(BATCH)))
+        out.append((to_model_input(np.stack(xs), cfg.preprocess), np.array(ys, np.int32)))
+    return out
+
+
+def _stage1_point(clf, state: dict, losses: list, val_batches, stream_val) -> dict:
+    """One point of the stage-1 history: training loss, validation loss and accuracy on clip pieces
+    (and on pieces of the streams' validation part, when there are streams)."""
+    vl, va = _clip_val(clf, val_batches)
+    point = {"step": state["step"], "loss": float(np.mean(losses or [vl])), "val_loss": vl, "val_acc": va,
+             "minutes": state["seconds"] / 60}
+    if stream_val:
+        point["val_stream_loss"], point["val_stream_acc"] = _clip_val(clf, stream_val)
+    return point
 
 
 def _clip_val(clf, batches) -> tuple[float, float]:

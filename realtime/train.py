@@ -77,11 +77,15 @@ def plot_report(out: Path, histories: dict[str, list[dict]], cm: np.ndarray, lab
             st = [h["step"] for h in history]
             ax[0].plot(st, [h["loss"] for h in history], label="train")
             ax[0].plot(st, [h["val_loss"] for h in history], label="val")
+            if any("val_stream_loss" in h for h in history):
+                ax[0].plot(st, [h.get("val_stream_loss", np.nan) for h in history], label="val (stream pieces)")
             ax[0].set_title(f"{title}: loss", fontsize=10)
             ax[0].legend()
             if any("acc" in h for h in history):
                 ax[1].plot(st, [h["acc"] for h in history if "acc" in h], label="train")
             ax[1].plot(st, [h["val_acc"] for h in history], label="val")
+            if any("val_stream_acc" in h for h in history):
+                ax[1].plot(st, [h.get("val_stream_acc", np.nan) for h in history], label="val (stream pieces)")
             ax[1].set_title(f"{title}: accuracy", fontsize=10)
             ax[1].set_ylim(0, 1)
             ax[1].legend()

@@ -205,9 +205,33 @@ def test_annotated_streams_train_the_head_too(blob_data, tmp_path, capsys):
     n_train = int(err.split("streams: ")[1].split(" training")[0])
     assert n_train > 100                                  # 0.4 min = 720 frames: windows every 8 frames, 2 variants
     assert json.loads((out / "model.json").read_text())["trained"]["streams"] == [str(mp4)]
+    hist = json.loads((out / "report" / "metrics.json").read_text())["history_stage1"]
+    assert 0.0 <= hist[-1]["val_stream_acc"] <= 1.0       # stage 1 also learned from (and validated on) stream pieces
     Path(csv_path).unlink()                               # a stream without its annotations: one line naming it
     assert main(args) == 2
     assert "s.csv" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_stream_pieces_are_labelled_by_the_annotations():
+    from realtime.small import StreamPieces
+
+    # frame t carries its own index, so a piece tells where it was cut
+    frames = np.broadcast_to(np.arange(1000, dtype=np.int32)[:, None, None, None], (1000, 2, 2, 3))
+    spans = [(100, 140, 1), (300, 330, 3), (790, 830, 2)]  # the last one crosses into the validation part
+    train = StreamPieces([(frames, spans)], bg=4, clip_len=16, part=(0.0, 0.8), margin=4)
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        x, y = train.sample(rng, rng.random() < 0.5)
+        a, b = int(x[0, 0, 0, 0]), int(x[-1, 0, 0, 0])
+        assert b - a == 15 and b < 800                    # 16 consecutive frames of the training part
+        inside = {lab: len(set(range(a, b + 1)) & set(range(s, e + 1))) for s, e, lab in spans}
+        if y == 4:                                        # no_gesture: at least 4 frames from every gesture
+            assert all(b < s - 4 or a > e + 4 for s, e, _ in spans), (a, b)
+        else:                                             # a gesture: 14 of its 16 frames inside that gesture
+            assert y in (1, 3) and inside[y] >= 14, (a, b, y)
+    val = StreamPieces([(frames, spans)], bg=4, clip_len=16, part=(0.8, 1.0))
+    x, y = val.sample(rng, True)                          # the crossing gesture is not whole in either part
+    assert y == 4 and int(x[0, 0, 0, 0]) >= 800
 
 
 def test_strict_makes_a_short_clip_fatal(blob_data, tmp_path, capsys):
