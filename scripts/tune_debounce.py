@@ -2,11 +2,15 @@
 
 Plays the stream once through the real pipeline, keeps every head output, then replays the
 pure Debouncer over them for a grid of settings and scores each with the same matching as
-`gesture eval --stream`. Usage: python scripts/tune_debounce.py MODEL_DIR VAL_STREAM.mp4 [STRIDE]
+`gesture eval --stream`. The head outputs are kept in MODEL_DIR_tune_<stream>_s<STRIDE>.npz, so a
+second run replays them without the model. For the best setting it lists every wrong event with
+the gesture nearest to it, and every missed gesture.
+Usage: python scripts/tune_debounce.py MODEL_DIR VAL_STREAM.mp4 [STRIDE]
 """
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -30,29 +34,58 @@ def main():
     model_dir, stream = sys.argv[1], sys.argv[2]
     stride = int(sys.argv[3]) if len(sys.argv) > 3 else 16
     cfg = load_config().replace(**{"pipeline.stride": stride})
-    model = load_model(model_dir, cfg)
-    src = VideoFileSource(stream).open()
-    keep = Keep()
-    Pipeline(src, model, cfg, sinks=[keep]).run()
-    gestures = read_annotations(stream.rsplit(".", 1)[0] + ".csv", model.labels)
-    n_frames = keep.preds[-1][0] + 1
+    cache = Path(f"{model_dir.rstrip('/')}_tune_{Path(stream).stem}_s{stride}.npz")
+    labels = list(cfg.labels)
+    if cache.exists():
+        z = np.load(cache)
+        preds, fps = list(zip(z["frames"].tolist(), z["probs"])), float(z["fps"])
+    else:
+        model = load_model(model_dir, cfg)
+        labels = list(model.labels)
+        src = VideoFileSource(stream).open()
+        keep = Keep()
+        Pipeline(src, model, cfg, sinks=[keep]).run()
+        preds, fps = keep.preds, src.fps
+        np.savez(cache, frames=np.array([f for f, _ in preds]), probs=np.stack([p for _, p in preds]), fps=fps)
+    gestures = read_annotations(stream.rsplit(".", 1)[0] + ".csv", labels)
+    n_frames = preds[-1][0] + 1
+
+    def replay(smoothing, thr, cooldown):
+        db = Debouncer(labels, thr, min(0.4, thr - 0.1), cooldown, smoothing)
+        ev = []
+        for fid, p in preds:
+            d = db.update(p, fid / fps)
+            if d.label:
+                ev.append({"label": d.label, "frame_id": fid})
+        return ev
+
     rows = []
-    for smoothing in (1, 2, 3):
-        for thr in (0.5, 0.6, 0.7, 0.8, 0.9):
+    for smoothing in (1, 2, 3, 4, 5):
+        for thr in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97):
             for cooldown in (0.5, 0.8, 1.2):
-                db = Debouncer(model.labels, thr, min(0.4, thr - 0.1), cooldown, smoothing)
-                ev = []
-                for fid, p in keep.preds:
-                    d = db.update(p, fid / src.fps)
-                    if d.label:
-                        ev.append({"label": d.label, "frame_id": fid})
-                r = match_events(ev, gestures, src.fps, n_frames)
+                r = match_events(replay(smoothing, thr, cooldown), gestures, fps, n_frames)
                 rows.append((r["levenshtein_accuracy"] - 0.5 * r["false_per_min"], smoothing, thr, cooldown, r))
     rows.sort(key=lambda x: -x[0])
     for score, sm, thr, cd, r in rows[:8]:
         print(f"smoothing {sm} threshold {thr} cooldown {cd}: LA {r['levenshtein_accuracy']:.3f} "
               f"false/min {r['false_per_min']:.2f} delay median {r['delay_median_s']} missed {r['missed']} "
               f"false {r['false_events']}")
+    _, sm, thr, cd, _ = rows[0]
+    ev = replay(sm, thr, cd)
+    tol = int(round(1.5 * fps))
+    hit = set()
+    for lab, a, b in gestures:
+        for i, e in enumerate(ev):
+            if i not in hit and e["label"] == lab and a <= e["frame_id"] <= b + tol:
+                hit.add(i)
+                break
+        else:
+            print(f"  missed {lab} frames {a}-{b}")
+    for i, e in enumerate(ev):
+        if i not in hit:
+            lab, a, b = min(gestures, key=lambda g: min(abs(e["frame_id"] - g[1]), abs(e["frame_id"] - g[2])))
+            print(f"  wrong {e['label']} at frame {e['frame_id']}: nearest gesture {lab} {a}-{b} "
+                  f"({e['frame_id'] - b:+d} frames from its end)")
     json.dump([dict(smoothing=sm, threshold=t, cooldown_s=c, **r) for _, sm, t, c, r in rows[:8]],
               open(model_dir.rstrip("/") + "_tune.json", "w"), indent=1)
 
