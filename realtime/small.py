@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -38,6 +39,9 @@ PRE, POST, STEP = 127, 40, 8   # context frames before / after a clip; feature g
 BATCH = 32
 STAGE1_FRACTION = 0.65         # of the time budget; the rest is features + head
 STREAM_SHARE = 0.35            # of stage-1 clips cut from annotated streams, when there are any
+STREAM_VARIANTS = 3            # stage 2: passes over each stream (the first as recorded, then mirrored/jittered)
+STREAM_WEIGHT = 3.0            # stage 2: a stream window counts this many clip-in-context windows: only streams
+                               # show the moves between gestures (lead-ins, return strokes) the head must ignore
 
 
 def downsample_crops(crops: np.ndarray, factor: int) -> np.ndarray:
@@ -313,7 +317,8 @@ def train_small(args, cfg: Config, out: Path) -> int:
     black = getattr(args, "context", "held") == "black"
     background = not getattr(args, "no_background", False)
     clips, skipped = load_dataset(args.meta, cfg, args.strict)
-    streams = [load_stream(sp, cfg) for sp in (getattr(args, "stream", None) or [])]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # OpenCV decodes without the GIL
+        streams = list(pool.map(lambda sp: load_stream(sp, cfg), getattr(args, "stream", None) or []))
     tr, va = stratified_split([c.item for c in clips], args.val_split, args.seed)
     print(f"{len(tr)} training clips, {len(va)} validation clips (split by video, stratified)", file=sys.stderr)
     p = cfg.pipeline
@@ -430,7 +435,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
         for frames, spans in tqdm(streams, desc="stage 2: features (streams)", unit="stream", disable=None):
             cut = int(0.8 * len(frames))
             events = [(e, lab) for _, e, lab in spans]
-            for v in range(2):
+            for v in range(STREAM_VARIANTS):
                 X, y, w, E = stream_windows(frames, events, labels, rng2, v, predict, cfg, bg)
                 for x_, y_, w_, e_ in zip(X, y, w, E):
                     if e_ < cut:
@@ -439,11 +444,13 @@ def train_small(args, cfg: Config, out: Path) -> int:
                         VX.append(x_), VY.append(y_), VW.append(w_)
         Xtr = np.concatenate([Xtr, np.stack(SX)])
         ytr = np.concatenate([ytr, np.array(SY, np.int32)])
-        wtr = balance(ytr, np.concatenate([np.ones_like(wtr) * (wtr > 0), np.array(SW, np.float32)]), n_labels)
+        wtr = balance(ytr, np.concatenate([np.ones_like(wtr) * (wtr > 0), STREAM_WEIGHT * np.array(SW, np.float32)]),
+                      n_labels)
         if VX:
             Xva = np.concatenate([Xva, np.stack(VX)])
             yva = np.concatenate([yva, np.array(VY, np.int32)])
-            wva = balance(yva, np.concatenate([np.ones_like(wva) * (wva > 0), np.array(VW, np.float32)]), n_labels)
+            wva = balance(yva, np.concatenate([np.ones_like(wva) * (wva > 0), STREAM_WEIGHT * np.array(VW, np.float32)]),
+                          n_labels)
         print(f"streams: {len(SX)} training and {len(VX)} validation windows", file=sys.stderr)
     hk = dict(spec.head)
     kind = hk.pop("kind")
