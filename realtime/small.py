@@ -239,11 +239,17 @@ class StreamPieces:
     """Stage-1 clips cut from annotated streams: the part ``part`` of each (the first 80% trains,
     the rest validates, as in stage 2).
 
-    A piece with at least 14 of its 16 frames inside a gesture's motion is that gesture; a piece at
-    least ``margin`` frames away from every gesture is ``no_gesture``. The second kind is what clips
-    alone never show the backbone: the hand moving between gestures, the return stroke after a
-    swipe (which, 16 frames at a time, looks like the opposite swipe) and the lead-in to the next.
+    A piece ending within the last ``END_SLACK`` frames of a gesture (or 2 after), with at least 14
+    of its 16 frames inside it, is that gesture: the end of an annotated span is where the motion
+    is, while its start may be a hand still waiting. A piece at least ``margin`` frames away from
+    every gesture is ``no_gesture``; half of those are drawn from the 1.5 s before and after a
+    gesture. That is what clips alone never show the backbone: the lead-in to a gesture's start
+    pose and the return stroke after a swipe, which, 16 frames at a time, look like the opposite
+    swipe.
     """
+
+    END_SLACK = 8
+    CLOSE = 45  # frames before / after a gesture whose pieces count as its lead-in or return
 
     def __init__(self, streams, bg: int, clip_len: int = 16, part=(0.0, 0.8), margin: int = 4):
         self.bg, self.L, self.items = bg, clip_len, []
@@ -252,27 +258,37 @@ class StreamPieces:
             a, b = int(part[0] * len(frames)), int(part[1] * len(frames))
             frames, n = frames[a:b], b - a
             spans = [(s - a, e - a, lab) for s, e, lab in spans]
-            near = np.zeros(n, bool)
+            near = np.zeros(n + L, bool)
+            zone = np.zeros(n + L, bool)
             for s, e, _ in spans:
                 near[max(0, s - margin) : max(0, min(n, e + 1 + margin))] = True
-            cs = np.concatenate([[0], np.cumsum(near)])
-            neg = np.flatnonzero(cs[L:] - cs[:-L] == 0)
+                zone[max(0, s - self.CLOSE) : max(0, min(n, e + 1 + self.CLOSE))] = True
+            neg = np.flatnonzero(_window_sum(near[:n], L) == 0)
+            close = neg[_window_sum(zone[:n], L)[neg] > 0]
             pos = [(s, e, lab) for s, e, lab in spans if 0 <= s and e < n and e - s + 1 >= L - 2]
             if len(neg) or pos:
-                self.items.append((frames, neg, pos))
+                self.items.append((frames, neg, close, pos))
 
     def __bool__(self) -> bool:
         return bool(self.items)
 
     def sample(self, rng, positive: bool):
-        frames, neg, pos = self.items[int(rng.integers(len(self.items)))]
+        frames, neg, close, pos = self.items[int(rng.integers(len(self.items)))]
         L = self.L
         if (positive and pos) or not len(neg):
             s, e, lab = pos[int(rng.integers(len(pos)))]
-            t0 = int(rng.integers(max(0, s - 2), min(e - L + 3, len(frames) - L) + 1))
+            lo = max(0, s - 2, e - L + 1 - self.END_SLACK)
+            t0 = int(rng.integers(lo, min(e - L + 3, len(frames) - L) + 1))
             return frames[t0 : t0 + L], lab
-        t0 = int(neg[int(rng.integers(len(neg)))])
+        pool = close if len(close) and rng.random() < 0.5 else neg
+        t0 = int(pool[int(rng.integers(len(pool)))])
         return frames[t0 : t0 + L], self.bg
+
+
+def _window_sum(mask: np.ndarray, L: int) -> np.ndarray:
+    """``out[t] = mask[t : t + L].sum()`` for every full window."""
+    cs = np.concatenate([[0], np.cumsum(mask)])
+    return cs[L:] - cs[:-L]
 
 
 def stream_windows(frames, events, labels, rng, variant: int, predict, cfg: Config, bg: int):

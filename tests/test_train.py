@@ -220,6 +220,7 @@ def test_stream_pieces_are_labelled_by_the_annotations():
     spans = [(100, 140, 1), (300, 330, 3), (790, 830, 2)]  # the last one crosses into the validation part
     train = StreamPieces([(frames, spans)], bg=4, clip_len=16, part=(0.0, 0.8), margin=4)
     rng = np.random.default_rng(0)
+    near_end, close = [], 0
     for _ in range(400):
         x, y = train.sample(rng, rng.random() < 0.5)
         a, b = int(x[0, 0, 0, 0]), int(x[-1, 0, 0, 0])
@@ -227,8 +228,13 @@ def test_stream_pieces_are_labelled_by_the_annotations():
         inside = {lab: len(set(range(a, b + 1)) & set(range(s, e + 1))) for s, e, lab in spans}
         if y == 4:                                        # no_gesture: at least 4 frames from every gesture
             assert all(b < s - 4 or a > e + 4 for s, e, _ in spans), (a, b)
-        else:                                             # a gesture: 14 of its 16 frames inside that gesture
-            assert y in (1, 3) and inside[y] >= 14, (a, b, y)
+            close += any(s - 45 <= b and a <= e + 45 for s, e, _ in spans)
+        else:                                             # a gesture: 14 of its 16 frames inside it, at its end
+            e = {lab: e for _, e, lab in spans}[y]
+            assert y in (1, 3) and inside[y] >= 14 and e - 8 <= b <= e + 2, (a, b, y)
+            near_end.append(b)
+    assert len(set(near_end)) > 10                        # many positions, not one
+    assert close > 60                                     # about half the negatives are lead-ins and returns
     val = StreamPieces([(frames, spans)], bg=4, clip_len=16, part=(0.8, 1.0))
     x, y = val.sample(rng, True)                          # the crossing gesture is not whole in either part
     assert y == 4 and int(x[0, 0, 0, 0]) >= 800
