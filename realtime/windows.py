@@ -30,11 +30,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .debounce import OPPOSITES
+
 POS_D = 24          # windows ending 0..23 frames after the gesture end are positive
 IGNORE_BEFORE = 16  # d in [-16, 0): ignored
 IGNORE_AFTER = 16   # d in [24, 40): ignored
 
-FLIP_SWAP = {"2_Fingers_Left": "2_Fingers_Right", "2_Fingers_Right": "2_Fingers_Left"}
+FLIP_SWAP = OPPOSITES  # mirroring the image swaps exactly the opposite swipes
 
 
 def window_label(d: int, gesture: int, background: int) -> tuple[int, float]:

@@ -2,7 +2,8 @@
 
 Plays the stream once through the real pipeline, keeps every head output, then replays the
 pure Debouncer over them for a grid of settings and scores each with the same matching as
-`gesture eval --stream`. The head outputs are kept in MODEL_DIR_tune_<stream>_s<STRIDE>.npz, so a
+`gesture eval --stream` (score: Levenshtein accuracy - 0.1 x false events per minute, median delay
+at most 0.5 s). The head outputs are kept in MODEL_DIR_tune_<stream>_s<STRIDE>.npz, so a
 second run replays them without the model. For the best setting it lists every wrong event with
 the gesture nearest to it, and every missed gesture.
 Usage: python scripts/tune_debounce.py MODEL_DIR VAL_STREAM.mp4 [STRIDE]
@@ -50,8 +51,8 @@ def main():
     gestures = read_annotations(stream.rsplit(".", 1)[0] + ".csv", labels)
     n_frames = preds[-1][0] + 1
 
-    def replay(smoothing, thr, cooldown):
-        db = Debouncer(labels, thr, min(0.4, thr - 0.1), cooldown, smoothing)
+    def replay(smoothing, thr, cooldown, opposite):
+        db = Debouncer(labels, thr, min(0.4, thr - 0.1), cooldown, smoothing, opposite_s=opposite)
         ev = []
         for fid, p in preds:
             d = db.update(p, fid / fps)
@@ -59,19 +60,27 @@ def main():
                 ev.append({"label": d.label, "frame_id": fid})
         return ev
 
+    def score(r):
+        """Levenshtein accuracy already counts a false event as one error; a false keystroke costs the user more
+        than a missed one, so each false event per minute costs 0.1 more. The delay bar (median 0.5 s) must hold."""
+        if r["delay_median_s"] is None or r["delay_median_s"] > 0.5:
+            return -np.inf
+        return r["levenshtein_accuracy"] - 0.1 * r["false_per_min"]
+
     rows = []
     for smoothing in (1, 2, 3, 4, 5):
         for thr in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97):
             for cooldown in (0.5, 0.8, 1.2):
-                r = match_events(replay(smoothing, thr, cooldown), gestures, fps, n_frames)
-                rows.append((r["levenshtein_accuracy"] - 0.5 * r["false_per_min"], smoothing, thr, cooldown, r))
+                for opposite in (0.0, 1.0, 1.5, 2.0):
+                    r = match_events(replay(smoothing, thr, cooldown, opposite), gestures, fps, n_frames)
+                    rows.append((score(r), smoothing, thr, cooldown, opposite, r))
     rows.sort(key=lambda x: -x[0])
-    for score, sm, thr, cd, r in rows[:8]:
-        print(f"smoothing {sm} threshold {thr} cooldown {cd}: LA {r['levenshtein_accuracy']:.3f} "
+    for score, sm, thr, cd, op, r in rows[:8]:
+        print(f"smoothing {sm} threshold {thr} cooldown {cd} opposite {op}: LA {r['levenshtein_accuracy']:.3f} "
               f"false/min {r['false_per_min']:.2f} delay median {r['delay_median_s']} missed {r['missed']} "
               f"false {r['false_events']}")
-    _, sm, thr, cd, _ = rows[0]
-    ev = replay(sm, thr, cd)
+    _, sm, thr, cd, op, _ = rows[0]
+    ev = replay(sm, thr, cd, op)
     tol = int(round(1.5 * fps))
     hit = set()
     for lab, a, b in gestures:
@@ -86,7 +95,7 @@ def main():
             lab, a, b = min(gestures, key=lambda g: min(abs(e["frame_id"] - g[1]), abs(e["frame_id"] - g[2])))
             print(f"  wrong {e['label']} at frame {e['frame_id']}: nearest gesture {lab} {a}-{b} "
                   f"({e['frame_id'] - b:+d} frames from its end)")
-    json.dump([dict(smoothing=sm, threshold=t, cooldown_s=c, **r) for _, sm, t, c, r in rows[:8]],
+    json.dump([dict(smoothing=sm, threshold=t, cooldown_s=c, opposite_s=o, **r) for _, sm, t, c, o, r in rows[:8]],
               open(model_dir.rstrip("/") + "_tune.json", "w"), indent=1)
 
 

@@ -51,7 +51,7 @@ SECTIONS = {
     "preprocess": ["resize", "crop", "mean_bgr"],
     "pipeline": ["clip_len", "size", "feature_spacing", "window", "stride", "precision", "max_batch"],
     "capture": ["buffer_frames", "realtime", "fps"],
-    "debounce": ["smoothing", "threshold", "rearm", "cooldown_s"],
+    "debounce": ["smoothing", "threshold", "rearm", "cooldown_s", "opposite_s"],
     "keys": ["armed", "map"],
     "overlay": ["mirror"],
     "recorder": ["dir", "seconds"],

@@ -197,7 +197,7 @@ def test_gesture_live_keys_sends_the_logged_events_keys_in_order(xdisplay, tmp_p
     r, events, mapped, got = _run_live_with_keylogger(
         xdisplay, ["--source", str(video), "--model", str(model_dir), "--stride", "4",
                    "--set", "debounce.threshold=0.205", "--set", "debounce.rearm=0.2",
-                   "--set", "debounce.cooldown_s=0"],
+                   "--set", "debounce.cooldown_s=0", "--set", "debounce.opposite_s=0"],
         tmp_path / "events.jsonl", timeout=280)
     assert mapped, f"no mapped events to check with:\n{r.stderr[-2000:]}"
     assert got == mapped

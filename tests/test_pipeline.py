@@ -23,7 +23,8 @@ from realtime.sources import FrameSource, SourceLost, VideoFileSource  # noqa: E
 # In-process pipelines use 32x32 crops: the threading does not depend on the crop size and a
 # tiny C3D on 32x32 clips keeps each test well under a second of compute.
 SMALL = {"pipeline.size": 32}
-LOW_THRESHOLD = {"debounce.threshold": 0.05, "debounce.rearm": 0.01, "debounce.cooldown_s": 0.0}
+LOW_THRESHOLD = {"debounce.threshold": 0.05, "debounce.rearm": 0.01, "debounce.cooldown_s": 0.0,
+                 "debounce.opposite_s": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -290,6 +291,7 @@ def test_gesture_live_headless_end_to_end(cli_case):
     cmd = helpers.gesture_cmd() + [
         "live", "--source", str(video), "--headless", "--events-out", str(events), "--model", str(model_dir),
         "--set", "debounce.threshold=0.05", "--set", "debounce.rearm=0.01", "--set", "debounce.cooldown_s=0",
+        "--set", "debounce.opposite_s=0",
         "--set", "pipeline.max_batch=1",   # warm-up traces one batch size, not four (~3 s less on 2 cores)
         "--set", "pipeline.stride=16",
     ]

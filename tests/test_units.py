@@ -308,6 +308,29 @@ class TestDebouncer:
         events = [d.update(p, i * 0.5).label for i, p in enumerate(probs)]
         assert [e for e in events if e] == ["2_Fingers_Left", "2_Fingers_Left"]
 
+    def test_return_stroke_of_a_swipe_is_swallowed(self):
+        d = Debouncer(LABELS, threshold=0.6, rearm=0.4, cooldown_s=0.5, smoothing=1, opposite_s=1.5)
+        L, R = "2_Fingers_Left", "2_Fingers_Right"
+        assert d.update(_p(L, 0.9), 10.0).label == L
+        assert d.update(_p(), 10.3).label is None
+        r = d.update(_p(R, 0.95), 11.0)                   # the hand going back, 1 s later: no event
+        assert r.label is None and r.confidence == pytest.approx(0.95)
+        assert d.update(_p(R, 0.95), 11.6).label is None  # still the same stroke: disarmed, not re-fired
+        assert d.update(_p(), 12.0).label is None
+        assert d.update(_p(R, 0.9), 12.6).label == R     # a real swipe back, 2.6 s after the first
+        assert d.update(_p(), 13.0).label is None
+        assert d.update(_p("Shake_Hand", 0.9), 13.5).label == "Shake_Hand"  # other gestures are not affected
+        assert d.update(_p(), 14.0).label is None
+        assert d.update(_p(R, 0.9), 14.2).label == R     # the same direction again is not a return stroke
+
+    def test_return_stroke_rule_off_and_custom_pairs(self):
+        for d in (Debouncer(LABELS, cooldown_s=0.0, smoothing=1),  # off by default in the class
+                  Debouncer(LABELS, cooldown_s=0.0, smoothing=1, opposite_s=5.0, opposites={})):
+            assert d.update(_p("2_Fingers_Left", 0.9), 0.0).label == "2_Fingers_Left"
+            assert d.update(_p("2_Fingers_Right", 0.9), 0.5).label == "2_Fingers_Right"
+        with pytest.raises(ValueError):
+            Debouncer(LABELS, opposite_s=-1)
+
     def test_smoothing_averages_last_k(self):
         d = Debouncer(LABELS, threshold=0.6, rearm=0.4, cooldown_s=0.0, smoothing=3)
         L = "1_Finger_Click"
