@@ -3,8 +3,8 @@
 Plays the stream once through the real pipeline, keeps every head output, then replays the
 pure Debouncer over them for a grid of settings and scores each with the same matching as
 `gesture eval --stream` (score: Levenshtein accuracy - 0.1 x false events per minute, median delay
-at most 0.5 s). The head outputs are kept in MODEL_DIR_tune_<stream>_s<STRIDE>.npz, so a
-second run replays them without the model. For the best setting it lists every wrong event with
+at most 0.5 s). The head outputs are kept beside the stream (<stream>_<model>_s<STRIDE>.npz, the
+best settings in .json), so a second run replays them without the model. For the best setting it lists every wrong event with
 the gesture nearest to it, and every missed gesture.
 Usage: python scripts/tune_debounce.py MODEL_DIR VAL_STREAM.mp4 [STRIDE]
 """
@@ -35,7 +35,7 @@ def main():
     model_dir, stream = sys.argv[1], sys.argv[2]
     stride = int(sys.argv[3]) if len(sys.argv) > 3 else 16
     cfg = load_config().replace(**{"pipeline.stride": stride})
-    cache = Path(f"{model_dir.rstrip('/')}_tune_{Path(stream).stem}_s{stride}.npz")
+    cache = Path(stream).with_name(f"{Path(stream).stem}_{Path(model_dir).resolve().name}_s{stride}.npz")
     labels = list(cfg.labels)
     if cache.exists():
         z = np.load(cache)
@@ -96,7 +96,7 @@ def main():
             print(f"  wrong {e['label']} at frame {e['frame_id']}: nearest gesture {lab} {a}-{b} "
                   f"({e['frame_id'] - b:+d} frames from its end)")
     json.dump([dict(smoothing=sm, threshold=t, cooldown_s=c, opposite_s=o, **r) for _, sm, t, c, o, r in rows[:8]],
-              open(model_dir.rstrip("/") + "_tune.json", "w"), indent=1)
+              open(cache.with_suffix(".json"), "w"), indent=1)
 
 
 if __name__ == "__main__":
