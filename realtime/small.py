@@ -6,13 +6,16 @@ objective gives the backbone one weak signal per 128 frames; most of each sample
 
 1. **Backbone on clips.** The C3D with a temporary classifier learns single 16-frame clips: a
    piece from inside a gesture (labelled with the gesture), a piece of ``no_gesture`` footage or
-   a hand held still (``no_gesture``), augmented and mirrored (mirroring swaps left and right).
+   a hand held still (``no_gesture``), augmented and mirrored (mirroring swaps left and right);
+   with ``--stream``, also pieces of annotated streams, where the hand moving into a gesture's
+   start pose or back after it is ``no_gesture`` (:class:`StreamPieces`).
    The crops are downsampled once, up front, to the backbone's working size (28x28 at the
    default ``downsample: 4``), so a step costs a fraction of the full-size pipeline.
 2. **Head on windows.** With the backbone frozen, every clip is placed in context (held frames,
    ``no_gesture`` footage before it; a few augmented variants) and its features at every 8-frame
    position are computed; windows of 8 features 16 frames apart are labelled by where the gesture
-   ends (:mod:`realtime.windows`) and the head is trained on them, class-balanced.
+   ends (:mod:`realtime.windows`) and the head is trained on them, class-balanced, together with
+   the windows of the annotated streams.
 
 The saved backbone takes the live engine's 112x112 crops and pools them itself: the layers after
 its pooling are the ones trained here (:func:`realtime.c3d.build_c3d`).
@@ -60,10 +63,11 @@ def _swap(label: int, labels: list[str]) -> int:
 class ClipSampler:
     """Stage 1 samples: one 16-frame clip and its label.
 
-    With annotated streams, 35% are pieces of them (:class:`StreamPieces`: 40% inside a gesture,
-    60% between gestures); the rest come from the clips: 60% a piece of a gesture (from its middle 70%, so it holds the motion), 28% a piece of
-    ``no_gesture`` footage, 12% a hand held still (a gesture's first or last pose: a pose is not a
-    gesture). Speed x0.8-1.25, mirroring (left and right swap), photometric and geometric jitter.
+    With annotated streams, ``STREAM_SHARE`` of them are stream pieces (:class:`StreamPieces`: 40%
+    at a gesture's end, 60% between gestures). The rest come from the clips: 60% a piece of a
+    gesture (from its middle 70%, so it holds the motion), 28% a piece of ``no_gesture`` footage,
+    12% a hand held still (a gesture's first or last pose: a pose is not a gesture). Speed
+    x0.8-1.25, mirroring (left and right swap), photometric and geometric jitter.
     """
 
     def __init__(self, clips, labels, rng, clip_len=16, aug=True, background=True, streams=None):
@@ -258,13 +262,12 @@ class StreamPieces:
             a, b = int(part[0] * len(frames)), int(part[1] * len(frames))
             frames, n = frames[a:b], b - a
             spans = [(s - a, e - a, lab) for s, e, lab in spans]
-            near = np.zeros(n + L, bool)
-            zone = np.zeros(n + L, bool)
+            near, zone = np.zeros(n, bool), np.zeros(n, bool)
             for s, e, _ in spans:
                 near[max(0, s - margin) : max(0, min(n, e + 1 + margin))] = True
                 zone[max(0, s - self.CLOSE) : max(0, min(n, e + 1 + self.CLOSE))] = True
-            neg = np.flatnonzero(_window_sum(near[:n], L) == 0)
-            close = neg[_window_sum(zone[:n], L)[neg] > 0]
+            neg = np.flatnonzero(_window_sum(near, L) == 0)
+            close = neg[_window_sum(zone, L)[neg] > 0]
             pos = [(s, e, lab) for s, e, lab in spans if 0 <= s and e < n and e - s + 1 >= L - 2]
             if len(neg) or pos:
                 self.items.append((frames, neg, close, pos))
