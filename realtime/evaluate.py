@@ -136,21 +136,25 @@ def read_annotations(path: str | Path, labels) -> list[tuple[str, int, int]]:
     return sorted(out, key=lambda x: x[2])
 
 
+def pair_events(events: list[dict], gestures, fps: float) -> dict[int, int]:
+    """``{gesture index: event index}``: each gesture ``(label, start, end)`` takes the first unused event
+    of its label whose ``frame_id`` lies in ``[start, end + MATCH_TOLERANCE_S]``."""
+    tol = int(round(MATCH_TOLERANCE_S * fps))
+    pairs: dict[int, int] = {}
+    for g, (lab, s, e) in enumerate(gestures):
+        for i, ev in enumerate(events):
+            if i not in pairs.values() and ev["label"] == lab and s <= ev["frame_id"] <= e + tol:
+                pairs[g] = i
+                break
+    return pairs
+
+
 def match_events(events: list[dict], gestures, fps: float, n_frames: int) -> dict:
     """Match events (dicts with label, frame_id) to gestures ``(label, start, end)``; compute the metrics."""
-    tol = int(round(MATCH_TOLERANCE_S * fps))
-    used = set()
-    delays, matched = [], 0
-    for lab, s, e in gestures:
-        for i, ev in enumerate(events):
-            if i in used or ev["label"] != lab:
-                continue
-            if s <= ev["frame_id"] <= e + tol:
-                used.add(i)
-                matched += 1
-                delays.append((ev["frame_id"] - e) / fps)
-                break
-    false_events = len(events) - len(used)
+    pairs = pair_events(events, gestures, fps)
+    matched = len(pairs)
+    delays = [(events[i]["frame_id"] - gestures[g][2]) / fps for g, i in pairs.items()]
+    false_events = len(events) - matched
     gesture_frames = sum(e - s + 1 for _, s, e in gestures)
     bg_min = max(n_frames - gesture_frames, 1) / fps / 60
     lev = levenshtein([ev["label"] for ev in events], [g[0] for g in gestures])

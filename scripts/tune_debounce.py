@@ -17,7 +17,7 @@ import numpy as np
 
 from realtime.config import load_config
 from realtime.debounce import Debouncer
-from realtime.evaluate import match_events, read_annotations
+from realtime.evaluate import match_events, pair_events, read_annotations
 from realtime.modelio import load_model
 from realtime.pipeline import Pipeline
 from realtime.sources import VideoFileSource
@@ -75,24 +75,19 @@ def main():
                 for opposite in (0.0, 1.0, 1.5, 2.0):
                     r = match_events(replay(smoothing, thr, cooldown, opposite), gestures, fps, n_frames)
                     rows.append((score(r), smoothing, thr, cooldown, opposite, r))
-    rows.sort(key=lambda x: -x[0])
+    rows.sort(key=lambda x: (-x[0], -x[-1]["matched"]))  # ties: the setting that matches more gestures
     for score, sm, thr, cd, op, r in rows[:8]:
         print(f"smoothing {sm} threshold {thr} cooldown {cd} opposite {op}: LA {r['levenshtein_accuracy']:.3f} "
               f"false/min {r['false_per_min']:.2f} delay median {r['delay_median_s']} missed {r['missed']} "
               f"false {r['false_events']}")
     _, sm, thr, cd, op, _ = rows[0]
     ev = replay(sm, thr, cd, op)
-    tol = int(round(1.5 * fps))
-    hit = set()
-    for lab, a, b in gestures:
-        for i, e in enumerate(ev):
-            if i not in hit and e["label"] == lab and a <= e["frame_id"] <= b + tol:
-                hit.add(i)
-                break
-        else:
+    pairs = pair_events(ev, gestures, fps)
+    for g, (lab, a, b) in enumerate(gestures):
+        if g not in pairs:
             print(f"  missed {lab} frames {a}-{b}")
     for i, e in enumerate(ev):
-        if i not in hit:
+        if i not in pairs.values():
             lab, a, b = min(gestures, key=lambda g: min(abs(e["frame_id"] - g[1]), abs(e["frame_id"] - g[2])))
             print(f"  wrong {e['label']} at frame {e['frame_id']}: nearest gesture {lab} {a}-{b} "
                   f"({e['frame_id'] - b:+d} frames from its end)")
