@@ -69,7 +69,7 @@ class DebounceConfig:
     threshold: float = field(default=0.95, metadata=_rng(0, 1, lo_open=True))
     rearm: float = field(default=0.4, metadata=_rng(0, 1))
     cooldown_s: float = field(default=0.8, metadata=_rng(0, 60))
-    opposite_s: float = field(default=1.5, metadata=_rng(0, 60))
+    opposite_s: float = field(default=1.0, metadata=_rng(0, 60))
 
 
 @dataclass(frozen=True)
