@@ -3,7 +3,7 @@
 Plays the stream once through the real pipeline, keeps every head output, then replays the
 pure Debouncer over them for a grid of settings and scores each with the same matching as
 `gesture eval --stream` (score: Levenshtein accuracy - 0.1 x false events per minute, median delay
-at most 0.4 s). The head outputs are kept beside the stream (<stream>_<model>_s<STRIDE>.npz, the
+at most 0.4 s). The head outputs are kept beside the stream (<stream>_<model>_<weights hash>_s<STRIDE>.npz, the
 best settings in .json), so a second run replays them without the model. For the best setting it lists every wrong event with
 the gesture nearest to it, and every missed gesture.
 Usage: python scripts/tune_debounce.py MODEL_DIR VAL_STREAM.mp4 [STRIDE]
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.config import load_config
+from realtime.dataset import content_key
 from realtime.debounce import Debouncer
 from realtime.evaluate import match_events, pair_events, read_annotations
 from realtime.modelio import load_model
@@ -35,7 +36,10 @@ def main():
     model_dir, stream = sys.argv[1], sys.argv[2]
     stride = int(sys.argv[3]) if len(sys.argv) > 3 else 16
     cfg = load_config().replace(**{"pipeline.stride": stride})
-    cache = Path(stream).with_name(f"{Path(stream).stem}_{Path(model_dir).resolve().name}_s{stride}.npz")
+    # keyed by the weights' content: a model retrained into the same folder must not replay stale outputs
+    m = Path(model_dir)
+    key = content_key(m / "backbone.weights.h5", content_key(m / "head.weights.h5"))[:10]
+    cache = Path(stream).with_name(f"{Path(stream).stem}_{m.resolve().name}_{key}_s{stride}.npz")
     labels = list(cfg.labels)
     if cache.exists():
         z = np.load(cache)
