@@ -461,15 +461,9 @@ def train_small(args, cfg: Config, out: Path) -> int:
                         SX.append(x_), SY.append(y_), SW.append(w_)
                     elif v == 0 and e_ - p.span >= cut:
                         VX.append(x_), VY.append(y_), VW.append(w_)
-        Xtr = np.concatenate([Xtr, np.stack(SX)])
-        ytr = np.concatenate([ytr, np.array(SY, np.int32)])
-        wtr = balance(ytr, np.concatenate([np.ones_like(wtr) * (wtr > 0), STREAM_WEIGHT * np.array(SW, np.float32)]),
-                      n_labels)
+        Xtr, ytr, wtr = _add_stream_windows(Xtr, ytr, wtr, SX, SY, SW, n_labels)
         if VX:
-            Xva = np.concatenate([Xva, np.stack(VX)])
-            yva = np.concatenate([yva, np.array(VY, np.int32)])
-            wva = balance(yva, np.concatenate([np.ones_like(wva) * (wva > 0), STREAM_WEIGHT * np.array(VW, np.float32)]),
-                          n_labels)
+            Xva, yva, wva = _add_stream_windows(Xva, yva, wva, VX, VY, VW, n_labels)
         print(f"streams: {len(SX)} training and {len(VX)} validation windows", file=sys.stderr)
     hk = dict(spec.head)
     kind = hk.pop("kind")
@@ -518,6 +512,13 @@ def train_small(args, cfg: Config, out: Path) -> int:
     print(f"wrote {out}: validation clip accuracy {metrics['clip_accuracy_val']:.3f} ({len(eval_idx)} clips), "
           f"{state['step']} stage-1 steps, {minutes} min")
     return 0
+
+
+def _add_stream_windows(X, y, w, SX, SY, SW, n_labels: int):
+    """Clip windows plus stream windows (each stream window weighing ``STREAM_WEIGHT``), class-balanced again."""
+    y = np.concatenate([y, np.array(SY, np.int32)])
+    w = np.concatenate([np.ones_like(w) * (w > 0), STREAM_WEIGHT * np.array(SW, np.float32)])
+    return np.concatenate([X, np.stack(SX)]), y, balance(y, w, n_labels)
 
 
 def _card(spec, metrics: dict, args) -> str:
