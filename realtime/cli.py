@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weights", default=None, help="Sports1M C3D HDF5: frozen full backbone, cached fc7 features")
     g.add_argument("--backbone", choices=("small",), default=None, help="width-scaled C3D trained from scratch")
     p.add_argument("--width", type=float, default=None, help="small backbone width multiplier (default 0.125)")
+    p.add_argument("--downsample", type=int, choices=(1, 2, 4), default=4,
+                   help="small: the backbone pools the 112x112 crop by this factor first (4: 28x28, the default)")
+    p.add_argument("--batch", type=int, default=32,
+                   help="small: clips per stage-1 step (default 32; larger keeps a GPU busy)")
     p.add_argument("--head", choices=("small", "seed"), default="small")
     p.add_argument("--epochs", type=int, default=None,
                    help="small: passes over the training clips in stage 1 (default: run for --minutes); "

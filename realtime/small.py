@@ -10,7 +10,7 @@ objective gives the backbone one weak signal per 128 frames; most of each sample
    with ``--stream``, also pieces of annotated streams, where the hand moving into a gesture's
    start pose or back after it is ``no_gesture`` (:class:`StreamPieces`).
    The crops are downsampled once, up front, to the backbone's working size (28x28 at the
-   default ``downsample: 4``), so a step costs a fraction of the full-size pipeline.
+   default ``--downsample 4``), so a step costs a fraction of the full-size pipeline.
 2. **Head on windows.** With the backbone frozen, every clip is placed in context (held frames,
    ``no_gesture`` footage before it; a few augmented variants) and its features at every 8-frame
    position are computed; windows of 8 features 16 frames apart are labelled by where the gesture
@@ -79,8 +79,8 @@ class ClipSampler:
         self.all = [c for c in clips if background or c[1] != self.bg]
         self.background = background and bool(self.neg)
 
-    def sample(self):
-        rng, L = self.rng, self.L
+    def sample(self, rng=None):
+        rng, L = (self.rng if rng is None else rng), self.L
         r = rng.random() if self.background else 0.0
         flip = rng.random() < 0.5
         px = 0.6 * self.all[0][0].shape[2] / 112  # tremor in this resolution's pixels
@@ -112,11 +112,39 @@ class ClipSampler:
             x = augment(x, rng)
         return x, y
 
-    def batch(self, n: int, pre) -> tuple[np.ndarray, np.ndarray]:
+    def batch(self, n: int, pre, rng=None) -> tuple[np.ndarray, np.ndarray]:
         from .preprocess import to_model_input
 
-        xs, ys = zip(*(self.sample() for _ in range(n)))
+        xs, ys = zip(*(self.sample(rng) for _ in range(n)))
         return to_model_input(np.stack(xs), pre), np.array(ys, np.int32)
+
+
+class Prefetch:
+    """Stage-1 batches made ahead on ``workers`` threads (OpenCV's warps and LUTs release the GIL).
+
+    Batch ``k`` is drawn with its own generator, seeded by ``(seed, k)``: the batches are the same
+    whatever the number of threads, and a resumed run continues with the batches it would have
+    drawn. The queue holds at most ``2 * workers`` batches (bounded; nothing is dropped).
+    """
+
+    def __init__(self, sampler: ClipSampler, n: int, pre, seed: int, start: int, workers: int):
+        self.sampler, self.n, self.pre, self.seed, self.next = sampler, n, pre, seed, start
+        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="stage1-batches")
+        self.queue = [self._submit() for _ in range(2 * max(1, workers))]
+
+    def _submit(self):
+        k, self.next = self.next, self.next + 1
+        return self.pool.submit(self.sampler.batch, self.n, self.pre, np.random.default_rng([self.seed, k]))
+
+    def get(self):
+        fut = self.queue.pop(0)
+        self.queue.append(self._submit())
+        return fut.result()  # an error in a worker surfaces here, in the training loop
+
+    def close(self) -> None:
+        for f in self.queue:
+            f.cancel()
+        self.pool.shutdown(wait=True)
 
 
 def in_context(crops, label, labels, rng, negs, variant: int, black: bool = False):
@@ -323,6 +351,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
     from tqdm import tqdm
 
     from .c3d import build_c3d
+    from .errors import GestureError
     from .evaluate import clip_predictions, confusion
     from .head import build_head
     from .modelio import LoadedModel, ModelSpec, predict_fn, write_model
@@ -334,18 +363,22 @@ def train_small(args, cfg: Config, out: Path) -> int:
     labels = list(cfg.labels)
     n_labels, bg = len(labels), labels.index(NO_GESTURE)
     black = getattr(args, "context", "held") == "black"
+    ds = getattr(args, "downsample", None) or DOWNSAMPLE
+    batch = getattr(args, "batch", None) or BATCH
+    if cfg.pipeline.size % ds:
+        raise GestureError(f"--downsample {ds}: pipeline.size {cfg.pipeline.size} is not a multiple of it")
     background = not getattr(args, "no_background", False)
     clips, skipped = load_dataset(args.meta, cfg, args.strict)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # OpenCV decodes without the GIL
-        streams = list(pool.map(lambda sp: load_stream(sp, cfg), getattr(args, "stream", None) or []))
+        streams = list(pool.map(lambda sp: load_stream(sp, cfg, ds), getattr(args, "stream", None) or []))
     tr, va = stratified_split([c.item for c in clips], args.val_split, args.seed)
     print(f"{len(tr)} training clips, {len(va)} validation clips (split by video, stratified)", file=sys.stderr)
     p = cfg.pipeline
-    size = p.size // DOWNSAMPLE
-    small = [(downsample_crops(c.crops, DOWNSAMPLE), c.label) for c in clips]
+    size = p.size // ds
+    small = [(downsample_crops(c.crops, ds), c.label) for c in clips]
     width = args.width or 0.125
     spec = ModelSpec.from_config(cfg, width=width, head_kind=args.head)
-    spec.backbone.update(input_scale=1 / 64, motion=True, norm=True, downsample=DOWNSAMPLE)
+    spec.backbone.update(input_scale=1 / 64, motion=True, norm=True, downsample=ds)
     body = build_c3d(width, p.clip_len, size, with_fc8=False, input_scale=1 / 64, motion=True, norm=True,
                      downsample=1, name="c3d")
     _he_init(body, args.seed)
@@ -353,7 +386,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
     inp = keras.Input((p.clip_len, size, size, 3))
     clf = keras.Model(inp, L.Dense(n_labels, activation="softmax", name="clip_probs")(
         L.Dropout(0.3)(body(inp))), name="clip_classifier")
-    base_lr = 1e-3
+    base_lr = 1e-3 * float(np.sqrt(batch / BATCH))  # Adam's step grows about as the square root of the batch
     clf.compile(keras.optimizers.Adam(base_lr, clipnorm=1.0), "sparse_categorical_crossentropy")
 
     ckpt = out / ".checkpoint"
@@ -377,18 +410,19 @@ def train_small(args, cfg: Config, out: Path) -> int:
     # -- stage 1: the backbone on single clips ------------------------------------------------------
     train_set = [small[i] for i in tr]
     val_set = [small[i] for i in va] or train_set
-    rng = np.random.default_rng(args.seed + state["step"])
     pieces = StreamPieces(streams, bg, p.clip_len)
-    sampler = ClipSampler(train_set, labels, rng, p.clip_len, background=background, streams=pieces)
+    sampler = ClipSampler(train_set, labels, np.random.default_rng(args.seed), p.clip_len, background=background,
+                          streams=pieces)
     vs = ClipSampler(val_set, labels, np.random.default_rng(12345), p.clip_len, aug=False, background=background)
     val_batches = [vs.batch(BATCH, cfg.preprocess) for _ in range(max(2, min(8, len(val_set) // 8)))]
     stream_val = _piece_batches(StreamPieces(streams, bg, p.clip_len, part=(0.8, 1.0)), cfg, 6)
     stage1_s = budget_s * STAGE1_FRACTION
-    max_steps = int(np.ceil(args.epochs * len(train_set) / BATCH)) if args.epochs else 10**9
-    eval_every = 50
+    max_steps = int(np.ceil(args.epochs * len(train_set) / batch)) if args.epochs else 10**9
+    eval_every = 50 * max(1, batch // BATCH)  # history points (validation + checkpoint) stay a small share of the time
     bar = tqdm(desc="stage 1: backbone on clips", unit="step", initial=state["step"], disable=None)
     run_loss = []
     t1 = time.monotonic() - state["seconds"]
+    batches = Prefetch(sampler, batch, cfg.preprocess, args.seed, state["step"], min(4, os.cpu_count() or 1))
     try:
         while not state["stage1_done"]:
             elapsed = time.monotonic() - t1
@@ -397,7 +431,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
                 break
             frac = state["step"] / max_steps if args.epochs else elapsed / stage1_s
             clf.optimizer.learning_rate.assign(base_lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))))
-            x, y = sampler.batch(BATCH, cfg.preprocess)
+            x, y = batches.get()
             run_loss.append(float(clf.train_on_batch(x, y)))
             state["step"] += 1
             state["seconds"] = time.monotonic() - t1
@@ -418,6 +452,8 @@ def train_small(args, cfg: Config, out: Path) -> int:
         save_state()
         print(f"\ninterrupted: checkpoint kept in {ckpt}; run the same command to resume", file=sys.stderr)
         raise
+    finally:
+        batches.close()
     bar.close()
     save_state()
     if not state["history"] or state["history"][-1]["step"] != state["step"]:
@@ -480,7 +516,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
 
     # -- the live model: full-size input, pooled inside, the trained layers ---------------------------
     backbone = build_c3d(width, p.clip_len, p.size, with_fc8=False, input_scale=1 / 64, motion=True, norm=True,
-                         downsample=DOWNSAMPLE, name="c3d")
+                         downsample=ds, name="c3d")
     for layer in body.layers:
         if layer.weights:
             backbone.get_layer(layer.name).set_weights(layer.get_weights())
@@ -526,11 +562,12 @@ def _card(spec, metrics: dict, args) -> str:
     import shlex
 
     t = spec.trained
+    side = 112 // spec.backbone["downsample"]
     cmd = "gesture " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
     data = "\n".join(f"- clips: `{m}`" for m in t["metas"]) + "".join(f"\n- stream: `{x}`" for x in t["streams"])
     return f"""# Model card: {Path(args.out).name}
 
-Small C3D (width {spec.backbone['width']}, 28x28 inside, frame differences, BatchNorm) trained from scratch,
+Small C3D (width {spec.backbone['width']}, {side}x{side} inside, frame differences, BatchNorm) trained from scratch,
 then a {t['head']} BiLSTM head on windows of 8 of its features (`realtime/small.py`).
 
 ## How it was made

@@ -240,6 +240,31 @@ def test_stream_pieces_are_labelled_by_the_annotations():
     assert y == 4 and int(x[0, 0, 0, 0]) >= 800
 
 
+def test_stage1_batches_do_not_depend_on_the_number_of_threads():
+    """Batch k is drawn from its own generator: 1 or 3 prefetch threads, or a resume at k, give the same batches."""
+    from realtime.config import load_config
+    from realtime.small import ClipSampler, Prefetch
+
+    rng = np.random.default_rng(7)
+    labels = list(DEFAULT_LABELS)
+    clips = [(rng.integers(0, 255, (int(rng.integers(20, 40)), 28, 28, 3), dtype=np.uint8), k % 5) for k in range(15)]
+    pre = load_config(None).preprocess
+
+    def draw(workers, start, n):
+        sampler = ClipSampler(clips, labels, np.random.default_rng(0), 16)
+        pf = Prefetch(sampler, 8, pre, seed=3, start=start, workers=workers)
+        try:
+            return [pf.get() for _ in range(n)]
+        finally:
+            pf.close()
+
+    one, three, resumed = draw(1, 0, 6), draw(3, 0, 6), draw(2, 4, 2)
+    for (x1, y1), (x3, y3) in zip(one, three):
+        assert x1.shape == (8, 16, 28, 28, 3) and np.array_equal(x1, x3) and np.array_equal(y1, y3)
+    assert np.array_equal(resumed[0][0], one[4][0]) and np.array_equal(resumed[1][1], one[5][1])
+    assert not np.array_equal(one[0][0], one[1][0])       # and the batches differ from one another
+
+
 def test_strict_makes_a_short_clip_fatal(blob_data, tmp_path, capsys):
     rc = main(["train", "--meta", str(blob_data), "--out", str(tmp_path / "m"), "--backbone", "small",
                "--strict", "--minutes", "0.05"])
