@@ -343,8 +343,16 @@ def predict_fn(model, mean_bgr=None):
             mean = tf.constant(np.asarray(mean_bgr, np.float32))
             f = tf.function(lambda x: fwd(tf.cast(x, tf.float32) - mean), reduce_retracing=True, jit_compile=jit)
         return lambda x: np.asarray(f(x)).astype(np.float32, copy=False)
-    if mean_bgr is not None:
-        mean = np.asarray(mean_bgr, np.float32)
-        return lambda x: np.asarray(keras.ops.convert_to_numpy(model(x.astype(np.float32) - mean, training=False)),
-                                    dtype=np.float32)
-    return lambda x: np.asarray(keras.ops.convert_to_numpy(model(x, training=False)), dtype=np.float32)
+    # JAX (and others): the model's own compiled predict step, the batch padded to a power of two
+    # so a few shapes are compiled once each instead of one compile per batch size seen
+    mean = None if mean_bgr is None else np.asarray(mean_bgr, np.float32)
+
+    def run(x):
+        x = np.asarray(x, np.float32) if mean is None else np.asarray(x, np.float32) - mean
+        n = len(x)
+        pad = (1 << max(n - 1, 0).bit_length()) - n
+        if pad:
+            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+        return np.asarray(model.predict_on_batch(x), dtype=np.float32)[:n]
+
+    return run
