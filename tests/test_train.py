@@ -199,12 +199,14 @@ def test_annotated_streams_train_the_head_too(blob_data, tmp_path, capsys):
     mp4, csv_path = write_stream(str(tmp_path / "s.mp4"), 0.4, 5, width=320, height=240)
     out = tmp_path / "m"
     args = ["train", "--meta", str(blob_data), "--stream", str(mp4), "--out", str(out), "--backbone", "small",
-            "--width", "0.03", "--minutes", "0.1", "--val-split", "0.2"]
+            "--width", "0.03", "--minutes", "0.1", "--val-split", "0.2", "--downsample", "2", "--batch", "16"]
     assert main(args) == 0
     err = capsys.readouterr().err
     n_train = int(err.split("streams: ")[1].split(" training")[0])
     assert n_train > 100                                  # 0.4 min = 720 frames: windows every 8 frames, 2 variants
-    assert json.loads((out / "model.json").read_text())["trained"]["streams"] == [str(mp4)]
+    spec = json.loads((out / "model.json").read_text())
+    assert spec["trained"]["streams"] == [str(mp4)]
+    assert spec["backbone"]["downsample"] == 2 and "56x56 inside" in (out / "MODEL_CARD.md").read_text()
     hist = json.loads((out / "report" / "metrics.json").read_text())["history_stage1"]
     assert 0.0 <= hist[-1]["val_stream_acc"] <= 1.0       # stage 1 also learned from (and validated on) stream pieces
     Path(csv_path).unlink()                               # a stream without its annotations: one line naming it
