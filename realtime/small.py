@@ -562,7 +562,7 @@ def _card(spec, metrics: dict, args) -> str:
     import shlex
 
     t = spec.trained
-    side = 112 // spec.backbone["downsample"]
+    side = spec.size // spec.backbone["downsample"]
     cmd = "gesture " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
     data = "\n".join(f"- clips: `{m}`" for m in t["metas"]) + "".join(f"\n- stream: `{x}`" for x in t["streams"])
     return f"""# Model card: {Path(args.out).name}
