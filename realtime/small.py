@@ -112,39 +112,85 @@ class ClipSampler:
             x = augment(x, rng)
         return x, y
 
+    def raw_batch(self, n: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` samples as ``(uint8 (n, L, s, s, 3), labels (n,))``, before :func:`to_model_input`."""
+        xs, ys = zip(*(self.sample(rng) for _ in range(n)))
+        return np.stack(xs), np.array(ys, np.int32)
+
     def batch(self, n: int, pre, rng=None) -> tuple[np.ndarray, np.ndarray]:
         from .preprocess import to_model_input
 
-        xs, ys = zip(*(self.sample(rng) for _ in range(n)))
-        return to_model_input(np.stack(xs), pre), np.array(ys, np.int32)
+        x, y = self.raw_batch(n, rng)
+        return to_model_input(x, pre), y
+
+
+_FORKED: dict = {}  # the sampler, as the forked batch processes inherit it
+
+
+def _forked_batch(n: int, seed: int, k: int):
+    return _FORKED["sampler"].raw_batch(n, np.random.default_rng([seed, k]))
 
 
 class Prefetch:
-    """Stage-1 batches made ahead on ``workers`` threads (OpenCV's warps and LUTs release the GIL).
+    """Stage-1 batches made ahead on ``workers`` threads (OpenCV's warps and LUTs release the GIL),
+    or, with ``processes=True``, on forked processes (a many-core machine feeding a GPU: Python
+    threads share one interpreter lock, and at ~1 ms of Python per clip a GPU step outruns them).
 
     Batch ``k`` is drawn with its own generator, seeded by ``(seed, k)``: the batches are the same
-    whatever the number of threads, and a resumed run continues with the batches it would have
-    drawn. The queue holds at most ``2 * workers`` batches (bounded; nothing is dropped).
+    whatever the number of threads or processes, and a resumed run continues with the batches it
+    would have drawn. The queue holds at most ``2 * workers`` batches (bounded; nothing is dropped).
+    Processes are forked when the pool is made, before :meth:`start`: make it before the deep
+    learning backend starts its own threads (a fork copies only the calling thread).
     """
 
-    def __init__(self, sampler: ClipSampler, n: int, pre, seed: int, start: int, workers: int):
-        self.sampler, self.n, self.pre, self.seed, self.next = sampler, n, pre, seed, start
-        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="stage1-batches")
-        self.queue = [self._submit() for _ in range(2 * max(1, workers))]
+    def __init__(self, sampler: ClipSampler, n: int, pre, seed: int, start: int | None = 0, workers: int = 1,
+                 processes: bool = False):
+        self.sampler, self.n, self.pre, self.seed = sampler, n, pre, seed
+        self.workers, self.processes, self.queue = max(1, workers), processes, []
+        if processes:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            _FORKED["sampler"] = sampler
+            threads = cv2.getNumThreads()
+            cv2.setNumThreads(1)  # a forked child has none of OpenCV's pool threads: it must not wait on them
+            try:
+                self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork"))
+                list(self.pool.map(abs, range(self.workers)))  # fork every worker now
+            finally:
+                cv2.setNumThreads(threads)
+        else:
+            self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="stage1-batches")
+        if start is not None:
+            self.start(start)
+
+    def start(self, k: int) -> "Prefetch":
+        """Begin drawing at batch ``k`` (0, or the step a resumed run stopped at)."""
+        self.next = k
+        self.queue = [self._submit() for _ in range(2 * self.workers)]
+        return self
 
     def _submit(self):
         k, self.next = self.next, self.next + 1
+        if self.processes:
+            return self.pool.submit(_forked_batch, self.n, self.seed, k)
         return self.pool.submit(self.sampler.batch, self.n, self.pre, np.random.default_rng([self.seed, k]))
 
     def get(self):
         fut = self.queue.pop(0)
         self.queue.append(self._submit())
-        return fut.result()  # an error in a worker surfaces here, in the training loop
+        x, y = fut.result()  # an error in a worker surfaces here, in the training loop
+        if self.processes:
+            from .preprocess import to_model_input
+
+            x = to_model_input(x, self.pre)
+        return x, y
 
     def close(self) -> None:
         for f in self.queue:
             f.cancel()
-        self.pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        _FORKED.clear()
 
 
 def in_context(crops, label, labels, rng, negs, variant: int, black: bool = False):
@@ -359,7 +405,6 @@ def train_small(args, cfg: Config, out: Path) -> int:
 
     t_start = time.monotonic()
     budget_s = (args.minutes or 25.0) * 60
-    keras.utils.set_random_seed(args.seed)
     labels = list(cfg.labels)
     n_labels, bg = len(labels), labels.index(NO_GESTURE)
     black = getattr(args, "context", "held") == "black"
@@ -376,6 +421,21 @@ def train_small(args, cfg: Config, out: Path) -> int:
     p = cfg.pipeline
     size = p.size // ds
     small = [(downsample_crops(c.crops, ds), c.label) for c in clips]
+
+    # stage-1 samplers first: on a many-core machine their processes fork before the backend starts
+    train_set = [small[i] for i in tr]
+    val_set = [small[i] for i in va] or train_set
+    pieces = StreamPieces(streams, bg, p.clip_len)
+    sampler = ClipSampler(train_set, labels, np.random.default_rng(args.seed), p.clip_len, background=background,
+                          streams=pieces)
+    vs = ClipSampler(val_set, labels, np.random.default_rng(12345), p.clip_len, aug=False, background=background)
+    val_batches = [vs.batch(BATCH, cfg.preprocess) for _ in range(max(2, min(8, len(val_set) // 8)))]
+    stream_val = _piece_batches(StreamPieces(streams, bg, p.clip_len, part=(0.8, 1.0)), cfg, 6)
+    cores = os.cpu_count() or 1
+    procs = getattr(args, "sampler_procs", None)
+    procs = (min(12, cores - 2) if cores >= 8 else 0) if procs is None else procs
+    batches = Prefetch(sampler, batch, cfg.preprocess, args.seed, None, procs or min(4, cores), processes=procs > 0)
+    keras.utils.set_random_seed(args.seed)
     width = args.width or 0.125
     spec = ModelSpec.from_config(cfg, width=width, head_kind=args.head)
     spec.backbone.update(input_scale=1 / 64, motion=True, norm=True, downsample=ds)
@@ -408,21 +468,13 @@ def train_small(args, cfg: Config, out: Path) -> int:
         os.replace(tmp, state_path)
 
     # -- stage 1: the backbone on single clips ------------------------------------------------------
-    train_set = [small[i] for i in tr]
-    val_set = [small[i] for i in va] or train_set
-    pieces = StreamPieces(streams, bg, p.clip_len)
-    sampler = ClipSampler(train_set, labels, np.random.default_rng(args.seed), p.clip_len, background=background,
-                          streams=pieces)
-    vs = ClipSampler(val_set, labels, np.random.default_rng(12345), p.clip_len, aug=False, background=background)
-    val_batches = [vs.batch(BATCH, cfg.preprocess) for _ in range(max(2, min(8, len(val_set) // 8)))]
-    stream_val = _piece_batches(StreamPieces(streams, bg, p.clip_len, part=(0.8, 1.0)), cfg, 6)
     stage1_s = budget_s * STAGE1_FRACTION
     max_steps = int(np.ceil(args.epochs * len(train_set) / batch)) if args.epochs else 10**9
     eval_every = 50 * max(1, batch // BATCH)  # history points (validation + checkpoint) stay a small share of the time
     bar = tqdm(desc="stage 1: backbone on clips", unit="step", initial=state["step"], disable=None)
     run_loss = []
     t1 = time.monotonic() - state["seconds"]
-    batches = Prefetch(sampler, batch, cfg.preprocess, args.seed, state["step"], min(4, os.cpu_count() or 1))
+    batches.start(state["step"])
     try:
         while not state["stage1_done"]:
             elapsed = time.monotonic() - t1

@@ -1,42 +1,46 @@
 #!/usr/bin/env bash
-# Train four small-backbone models side by side on one GPU (Keras 3 on JAX), from data rendered there.
+# Train small-backbone models side by side on one GPU (Keras 3 on JAX), from data rendered there.
 #
 # Made for a borrowed GPU machine with JAX and OpenCV but no TensorFlow (this project's `device`
 # tool): the keras wheel and its two missing dependencies travel in .whl/ (pip download ... keras
-# namex optree). Each model is trained with the project's own `gesture train`; they differ in one
-# choice each, on the bundled model's data (clip seeds 1 and 2, stream seeds 11-14):
-#   A  the bundled architecture (width 0.125, 28x28 inside), 128 clips per step
-#   B  width 0.25                       C  56x56 inside (--downsample 2)
-#   D  as A, with 4 more 15-minute streams (seeds 15-18)
+# namex optree). Each model is trained with the project's own `gesture train`, on the bundled
+# model's clips (seeds 1 and 2); stage-1 batches are drawn on forked processes (--sampler-procs),
+# so the GPU is not left waiting on Python (session 4's runs were, at ~180 ms a step):
+#   F  the bundled model's recipe (its 8 streams, seeds 11-18), 128 clips per step
+#   G  as F, with 4 more 15-minute streams (seeds 19-22)
+# Session 4's runs (A-D: batch 128, width 0.25, 56x56, 8 streams) are in docs/ablation.md.
 # Writes OUT/<name>.log and OUT/<name>.tgz (the model folder, without its checkpoint) for each.
 # The models are scored afterwards on a CPU with TensorFlow: `gesture eval --model DIR ...`.
 #
 # Environment: OUT (default runs/gpu), MINUTES (each run's budget, default 5), C1/C2 (clips per
-# class of the two clip sets, default 200/400), SM (minutes per stream, default 15). A small
-# C1/C2/SM/MINUTES makes a dry run on a CPU (KERAS_BACKEND=jax, jax installed).
+# class of the two clip sets, default 200/400), SM (minutes per stream, default 15), PROCS (sampler
+# processes per run, default 6), PHASE (render | train | all, the default: a machine that stays
+# warm between two calls can render in one and train in the next, each under its own time limit).
+# A small C1/C2/SM/MINUTES makes a dry run on a CPU (KERAS_BACKEND=jax, jax installed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu}
 MINUTES=${MINUTES:-5}
-C1=${C1:-200} C2=${C2:-400} SM=${SM:-15}
+C1=${C1:-200} C2=${C2:-400} SM=${SM:-15} PROCS=${PROCS:-6} PHASE=${PHASE:-all}
 mkdir -p "$OUT" data runs
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || { echo "installing .whl/ failed"; exit 1; }
   export PYTHONPATH=/tmp/site:$PWD
 else
-  export PYTHONPATH=$PWD
+  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 fi
 export KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 G="python3 -m realtime.cli"
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
+if [ "$PHASE" != train ] || [ ! -f data/train_stream22.csv ]; then
 # render the data in the background (CPU) while one training step is checked on the GPU
 pids=()
 $G synth clips --out data/train --per-class "$C1" --seed 1 --workers 4 >/dev/null 2>data/synth_train.err & pids+=($!)
 $G synth clips --out data/train2 --per-class "$C2" --seed 2 --workers 4 >/dev/null 2>data/synth_train2.err & pids+=($!)
-for s in 11 12 13 14 15 16 17 18; do
+for s in $(seq 11 22); do
   $G synth stream --out "data/train_stream$s.mp4" --minutes "$SM" --seed "$s" >/dev/null 2>"data/synth_$s.err" & pids+=($!)
 done
 python3 - <<'EOF' || { stamp "GPU check failed"; kill "${pids[@]}" 2>/dev/null; exit 1; }
@@ -58,22 +62,22 @@ fail=0
 for p in "${pids[@]}"; do wait "$p" || fail=1; done
 if [ "$fail" != 0 ]; then stamp "rendering failed:"; tail -n 3 data/*.err; exit 1; fi
 stamp "data rendered: $(ls data/train*/Train_Data/*/ | grep -c mp4) clips, $(ls data/*.mp4 | wc -l) streams"
+fi
+[ "$PHASE" = render ] && exit 0
 
 streams() { for s in "$@"; do printf -- '--stream data/train_stream%s.mp4 ' "$s"; done; }
 train() {  # name, extra args
   local name=$1; shift
   $G train --meta data/train/meta.csv --meta data/train2/meta.csv --val-split 0.1 --seed 0 --minutes "$MINUTES" \
-    --batch 128 --out "runs/$name" "$@" >"$OUT/$name.log" 2>&1
+    --batch 128 --sampler-procs "$PROCS" --out "runs/$name" "$@" >"$OUT/$name.log" 2>&1
   local rc=$?
   stamp "$name finished (rc $rc): $(tail -n 1 "$OUT/$name.log")"
   [ -f "runs/$name/model.json" ] && tar -czf "$OUT/$name.tgz" --exclude .checkpoint -C runs "$name"
 }
-S4=$(streams 11 12 13 14)
+S8=$(streams $(seq 11 18))
 # shellcheck disable=SC2086
-train A $S4 &
-train B $S4 --width 0.25 &
-train C $S4 --downsample 2 &
-train D $S4 $(streams 15 16 17 18) &
+train F $S8 &
+train G $S8 $(streams $(seq 19 22)) &
 wait
 stamp "all done"
 ls -la "$OUT"

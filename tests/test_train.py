@@ -243,7 +243,8 @@ def test_stream_pieces_are_labelled_by_the_annotations():
 
 
 def test_stage1_batches_do_not_depend_on_the_number_of_threads():
-    """Batch k is drawn from its own generator: 1 or 3 prefetch threads, or a resume at k, give the same batches."""
+    """Batch k is drawn from its own generator: 1 or 3 prefetch threads, 2 forked processes, or a resume at k,
+    give the same batches."""
     from realtime.config import load_config
     from realtime.small import ClipSampler, Prefetch
 
@@ -252,17 +253,18 @@ def test_stage1_batches_do_not_depend_on_the_number_of_threads():
     clips = [(rng.integers(0, 255, (int(rng.integers(20, 40)), 28, 28, 3), dtype=np.uint8), k % 5) for k in range(15)]
     pre = load_config(None).preprocess
 
-    def draw(workers, start, n):
+    def draw(workers, start, n, processes=False):
         sampler = ClipSampler(clips, labels, np.random.default_rng(0), 16)
-        pf = Prefetch(sampler, 8, pre, seed=3, start=start, workers=workers)
+        pf = Prefetch(sampler, 8, pre, seed=3, start=start, workers=workers, processes=processes)
         try:
             return [pf.get() for _ in range(n)]
         finally:
             pf.close()
 
-    one, three, resumed = draw(1, 0, 6), draw(3, 0, 6), draw(2, 4, 2)
-    for (x1, y1), (x3, y3) in zip(one, three):
+    one, three, resumed, forked = draw(1, 0, 6), draw(3, 0, 6), draw(2, 4, 2), draw(2, 0, 6, processes=True)
+    for (x1, y1), (x3, y3), (xf, yf) in zip(one, three, forked):
         assert x1.shape == (8, 16, 28, 28, 3) and np.array_equal(x1, x3) and np.array_equal(y1, y3)
+        assert xf.dtype == x1.dtype and np.array_equal(x1, xf) and np.array_equal(y1, yf)
     assert np.array_equal(resumed[0][0], one[4][0]) and np.array_equal(resumed[1][1], one[5][1])
     assert not np.array_equal(one[0][0], one[1][0])       # and the batches differ from one another
 
