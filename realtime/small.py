@@ -412,6 +412,8 @@ def train_small(args, cfg: Config, out: Path) -> int:
     batch = getattr(args, "batch", None) or BATCH
     if cfg.pipeline.size % ds:
         raise GestureError(f"--downsample {ds}: pipeline.size {cfg.pipeline.size} is not a multiple of it")
+    if (getattr(args, "sampler_procs", None) or 0) < 0:
+        raise GestureError(f"--sampler-procs {args.sampler_procs}: must be 0 (threads) or more")
     background = not getattr(args, "no_background", False)
     clips, skipped = load_dataset(args.meta, cfg, args.strict)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # OpenCV decodes without the GIL

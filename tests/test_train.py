@@ -277,6 +277,13 @@ def test_strict_makes_a_short_clip_fatal(blob_data, tmp_path, capsys):
     assert "short_0.avi" in err[-1] and "--strict" in err[-1]
 
 
+def test_a_negative_sampler_process_count_is_refused_before_any_work(blob_data, tmp_path, capsys):
+    rc = main(["train", "--meta", str(blob_data), "--out", str(tmp_path / "m"), "--backbone", "small",
+               "--sampler-procs", "-1", "--minutes", "0.05"])
+    assert rc == 2 and not (tmp_path / "m").exists()
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "gesture: error: --sampler-procs -1: must be 0 (threads) or more"
+
+
 def test_eval_meta_json_keys(blob_data, tmp_path, capsys):
     from helpers import write_tiny_model
 
