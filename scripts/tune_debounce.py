@@ -74,7 +74,7 @@ def main():
 
     rows = []
     for smoothing in (1, 2, 3, 4, 5):
-        for thr in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97):
+        for thr in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99):
             for cooldown in (0.5, 0.8, 1.2):
                 for opposite in (0.0, 1.0, 1.5, 2.0):
                     r = match_events(replay(smoothing, thr, cooldown, opposite), gestures, fps, n_frames)
