@@ -187,9 +187,7 @@ class Prefetch:
         return x, y
 
     def close(self) -> None:
-        for f in self.queue:
-            f.cancel()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)  # batches not yet begun are dropped
         _FORKED.clear()
 
 
