@@ -410,8 +410,11 @@ def train_small(args, cfg: Config, out: Path) -> int:
     batch = getattr(args, "batch", None) or BATCH
     if cfg.pipeline.size % ds:
         raise GestureError(f"--downsample {ds}: pipeline.size {cfg.pipeline.size} is not a multiple of it")
-    if (getattr(args, "sampler_procs", None) or 0) < 0:
-        raise GestureError(f"--sampler-procs {args.sampler_procs}: must be 0 (threads) or more")
+    cores = os.cpu_count() or 1
+    procs = getattr(args, "sampler_procs", None)
+    procs = (min(12, cores - 2) if cores >= 8 else 0) if procs is None else procs
+    if procs < 0:
+        raise GestureError(f"--sampler-procs {procs}: must be 0 (threads) or more")
     background = not getattr(args, "no_background", False)
     clips, skipped = load_dataset(args.meta, cfg, args.strict)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # OpenCV decodes without the GIL
@@ -431,9 +434,6 @@ def train_small(args, cfg: Config, out: Path) -> int:
     vs = ClipSampler(val_set, labels, np.random.default_rng(12345), p.clip_len, aug=False, background=background)
     val_batches = [vs.batch(BATCH, cfg.preprocess) for _ in range(max(2, min(8, len(val_set) // 8)))]
     stream_val = _piece_batches(StreamPieces(streams, bg, p.clip_len, part=(0.8, 1.0)), cfg, 6)
-    cores = os.cpu_count() or 1
-    procs = getattr(args, "sampler_procs", None)
-    procs = (min(12, cores - 2) if cores >= 8 else 0) if procs is None else procs
     batches = Prefetch(sampler, batch, cfg.preprocess, args.seed, None, procs or min(4, cores), processes=procs > 0)
     keras.utils.set_random_seed(args.seed)
     width = args.width or 0.125
