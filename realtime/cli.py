@@ -84,14 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weights", default=None, help="Sports1M C3D HDF5: frozen full backbone, cached fc7 features")
     g.add_argument("--backbone", choices=("small",), default=None, help="width-scaled C3D trained from scratch")
     p.add_argument("--width", type=float, default=None, help="small backbone width multiplier (default 0.125)")
-    p.add_argument("--downsample", type=int, choices=(1, 2, 4), default=4,
+    p.add_argument("--downsample", type=int, choices=(1, 2, 4), default=None,
                    help="small: the backbone pools the 112x112 crop by this factor first (4: 28x28, the default)")
     p.add_argument("--batch", type=int, default=32,
                    help="small: clips per stage-1 step (default 32; larger keeps a GPU busy)")
     p.add_argument("--sampler-procs", type=int, default=None, metavar="N",
                    help="small: draw stage-1 batches on N forked processes (default: cores - 2, at most 12, on a "
                         "machine with 8 or more cores, else 0: threads)")
-    p.add_argument("--head", choices=("small", "seed"), default="small")
+    p.add_argument("--head", choices=("small", "seed"), default=None, help="head kind (default small)")
+    p.add_argument("--init", default=None, metavar="MODEL_DIR",
+                   help="small: fine-tune this model folder (e.g. models/synthetic_small on your own recorded "
+                        "clips) instead of starting from random weights; width, downsample and head come from it")
     p.add_argument("--epochs", type=int, default=None,
                    help="small: passes over the training clips in stage 1 (default: run for --minutes); "
                         "--weights: head epochs")

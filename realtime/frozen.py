@@ -134,7 +134,7 @@ def train_frozen_head(args, cfg: Config, out: Path) -> int:
     Xva, yva, wva = collect(va) if va else (Xtr, ytr, wtr)
     # balance the classes: positives are a few windows per clip, no_gesture the rest
     wtr, wva = balance(ytr, wtr, len(labels)), balance(yva, wva, len(labels))
-    spec = ModelSpec.from_config(cfg, width=width, head_kind=args.head)
+    spec = ModelSpec.from_config(cfg, width=width, head_kind=args.head or "small")
     spec.backbone = {"kind": "sports1m", "width": width, "weights": str(weights.resolve())}
     hk = dict(spec.head)
     kind = hk.pop("kind")

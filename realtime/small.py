@@ -43,6 +43,7 @@ BATCH = 32
 STAGE1_FRACTION = 0.65         # of the time budget; the rest is features + head
 STREAM_SHARE = 0.35            # of stage-1 clips cut from annotated streams, when there are any
 STREAM_VARIANTS = 3            # stage 2: passes over each stream (the first as recorded, then mirrored/jittered)
+FINETUNE_LR = 0.3             # --init: stage 1 starts at this share of the from-scratch learning rate
 STREAM_WEIGHT = 3.0            # stage 2: a stream window counts this many clip-in-context windows: only streams
                                # show the moves between gestures (lead-ins, return strokes) the head must ignore
 
@@ -416,6 +417,9 @@ def train_small(args, cfg: Config, out: Path) -> int:
     if procs < 0:
         raise GestureError(f"--sampler-procs {procs}: must be 0 (threads) or more")
     background = not getattr(args, "no_background", False)
+    init = _init_spec(args, cfg) if getattr(args, "init", None) else None
+    if init is not None:
+        ds = int(init.backbone.get("downsample", 1))
     clips, skipped = load_dataset(args.meta, cfg, args.strict)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # OpenCV decodes without the GIL
         streams = list(pool.map(lambda sp: load_stream(sp, cfg, ds), getattr(args, "stream", None) or []))
@@ -436,8 +440,10 @@ def train_small(args, cfg: Config, out: Path) -> int:
     stream_val = _piece_batches(StreamPieces(streams, bg, p.clip_len, part=(0.8, 1.0)), cfg, 6)
     batches = Prefetch(sampler, batch, cfg.preprocess, args.seed, None, procs or min(4, cores), processes=procs > 0)
     keras.utils.set_random_seed(args.seed)
-    width = args.width or 0.125
-    spec = ModelSpec.from_config(cfg, width=width, head_kind=args.head)
+    width = init.width if init is not None else (args.width or 0.125)
+    spec = ModelSpec.from_config(cfg, width=width, head_kind=getattr(args, "head", None) or "small")
+    if init is not None:
+        spec.head = dict(init.head)
     spec.backbone.update(input_scale=1 / 64, motion=True, norm=True, downsample=ds)
     body = build_c3d(width, p.clip_len, size, with_fc8=False, input_scale=1 / 64, motion=True, norm=True,
                      downsample=1, name="c3d")
@@ -447,17 +453,28 @@ def train_small(args, cfg: Config, out: Path) -> int:
     clf = keras.Model(inp, L.Dense(n_labels, activation="softmax", name="clip_probs")(
         L.Dropout(0.3)(body(inp))), name="clip_classifier")
     base_lr = 1e-3 * float(np.sqrt(batch / BATCH))  # Adam's step grows about as the square root of the batch
+    if init is not None:
+        base_lr *= FINETUNE_LR
     clf.compile(keras.optimizers.Adam(base_lr, clipnorm=1.0), "sparse_categorical_crossentropy")
 
     ckpt = out / ".checkpoint"
     state_path = ckpt / "state.json"
     state = {"step": 0, "seconds": 0.0, "stage1_done": False, "history": []}
+    src = None  # --init's model: its backbone starts stage 1 (unless resuming), its head starts stage 2
+    if init is not None:
+        from .modelio import load_model
+
+        src = load_model(args.init, cfg)
     if state_path.exists():
         state = json.loads(state_path.read_text())
         clf.optimizer.build(clf.trainable_variables)  # so the saved Adam moments load too
         clf.load_weights(str(ckpt / "stage1.weights.h5"))
         print(f"resuming from {ckpt} at stage-1 step {state['step']}"
               f"{' (stage 1 done)' if state['stage1_done'] else ''}", file=sys.stderr)
+    elif src is not None:
+        acc, n = _start_from(src, body, clf, sampler, cfg, args.seed)
+        print(f"starting from {args.init}: its backbone, and a clip classifier fitted on its features "
+              f"(accuracy {acc:.3f} on {n} training clips)", file=sys.stderr)
     ckpt.mkdir(parents=True, exist_ok=True)
 
     def save_state():
@@ -556,6 +573,8 @@ def train_small(args, cfg: Config, out: Path) -> int:
     hk = dict(spec.head)
     kind = hk.pop("kind")
     head = build_head(Xtr.shape[-1], n_labels, p.window, kind=kind, **hk)
+    if src is not None:
+        head.set_weights(src.head.get_weights())  # the head starts where --init's left off
     head.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                  weighted_metrics=["accuracy"])
     # the head gets what is left of the budget, at least 2 minutes
@@ -575,10 +594,13 @@ def train_small(args, cfg: Config, out: Path) -> int:
     minutes = round((time.monotonic() - t_start) / 60, 1)
     spec.trained = {
         "summary": f"small C3D width {width} trained from scratch on {len(tr)} clips (two stages)",
-        "context": "black" if black else "held", "background_class": background, "head": args.head,
+        "context": "black" if black else "held", "background_class": background, "head": kind,
         "stage1_steps": state["step"], "seed": args.seed, "metas": [str(m) for m in args.meta],
         "streams": [str(x) for x in (getattr(args, "stream", None) or [])], "minutes": minutes,
     }
+    if init is not None:
+        spec.trained["summary"] = f"small C3D width {width} fine-tuned from {args.init} on {len(tr)} clips (two stages)"
+        spec.trained["init"] = {"model": str(args.init), "trained": init.trained}
     model = LoadedModel(spec, backbone, head)
     eval_idx = va or tr
     y_true, y_pred, _ = clip_predictions(model, cfg, [clips[i].crops for i in eval_idx],
@@ -602,6 +624,51 @@ def train_small(args, cfg: Config, out: Path) -> int:
     return 0
 
 
+def _init_spec(args, cfg: Config):
+    """``--init DIR``: the model to fine-tune, refused before any work (one line naming the field)
+    unless ``--backbone small`` could have made it and the flags given agree with it."""
+    from .errors import GestureError
+    from .modelio import check_against_config, read_spec
+
+    d = Path(args.init)
+    spec = read_spec(d)
+    check_against_config(spec, cfg, where=str(d))
+    bb = spec.backbone
+    if (bb.get("kind", "c3d") != "c3d" or not bb.get("motion") or not bb.get("norm")
+            or abs(float(bb.get("input_scale", 1.0)) - 1 / 64) > 1e-9):
+        raise GestureError(f"--init {d}: not a model made by `gesture train --backbone small` "
+                           f"(backbone kind {bb.get('kind', 'c3d')!r}, motion {bb.get('motion', False)}, "
+                           f"norm {bb.get('norm', False)})")
+    for flag, mine, theirs in (("--width", getattr(args, "width", None), spec.width),
+                               ("--downsample", getattr(args, "downsample", None), bb.get("downsample", 1)),
+                               ("--head", getattr(args, "head", None), spec.head.get("kind", "small"))):
+        if mine is not None and mine != theirs:
+            raise GestureError(f"{flag} {mine}: --init {d} has {flag[2:]} {theirs}; leave {flag} out to take its own")
+    return spec
+
+
+def _start_from(src, body, clf, sampler: ClipSampler, cfg: Config, seed: int, n_batches: int = 32):
+    """Put ``src``'s trained backbone layers into ``body`` and fit the temporary clip classifier on
+    its features, so the first fine-tuning steps do not push a random classifier's gradients into a
+    trained backbone. Returns (the classifier's accuracy on those clips, their number)."""
+    import keras
+
+    for layer in body.layers:
+        if layer.weights:
+            layer.set_weights(src.backbone.get_layer(layer.name).get_weights())
+    rng = np.random.default_rng(seed + 7)  # its own generator: the stage-1 batches stay those of (seed, k)
+    xs, ys = zip(*(sampler.batch(BATCH, cfg.preprocess, rng) for _ in range(n_batches)))
+    feats = np.concatenate([np.asarray(body.predict_on_batch(x)) for x in xs])
+    y = np.concatenate(ys)
+    dense = clf.get_layer("clip_probs")
+    probe = keras.Sequential([keras.Input(feats.shape[1:]), keras.layers.Dense(dense.units, activation="softmax")])
+    probe.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    probe.fit(feats, y, epochs=60, batch_size=128, verbose=0)
+    dense.set_weights(probe.layers[-1].get_weights())
+    acc = float((np.asarray(probe.predict_on_batch(feats)).argmax(-1) == y).mean())
+    return acc, len(y)
+
+
 def _add_stream_windows(X, y, w, SX, SY, SW, n_labels: int):
     """Clip windows plus stream windows (each stream window weighing ``STREAM_WEIGHT``), class-balanced again."""
     y = np.concatenate([y, np.array(SY, np.int32)])
@@ -616,10 +683,11 @@ def _card(spec, metrics: dict, args) -> str:
     t = spec.trained
     side = spec.size // spec.backbone["downsample"]
     cmd = "gesture " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
+    origin = f"fine-tuned from `{t['init']['model']}`" if "init" in t else "trained from scratch"
     data = "\n".join(f"- clips: `{m}`" for m in t["metas"]) + "".join(f"\n- stream: `{x}`" for x in t["streams"])
     return f"""# Model card: {Path(args.out).name}
 
-Small C3D (width {spec.backbone['width']}, {side}x{side} inside, frame differences, BatchNorm) trained from scratch,
+Small C3D (width {spec.backbone['width']}, {side}x{side} inside, frame differences, BatchNorm) {origin},
 then a {t['head']} BiLSTM head on windows of 8 of its features (`realtime/small.py`).
 
 ## How it was made
@@ -646,7 +714,8 @@ Score it on data it never saw with `gesture eval --model DIR --meta CSV --json` 
 
 It knows only what its training data showed. A model trained on rendered hands has never seen a
 real camera, a real hand or a real room: on a webcam, expect misses and false events until it is
-retrained with the user's own examples (`gesture record`, the `1`-`4`/`0` keys in the window).
+retrained with the user's own examples (`gesture record`, the `1`-`4`/`0` keys in the window;
+`gesture train --init` this folder with them added, README "Retraining on your own mistakes").
 """
 
 

@@ -122,6 +122,8 @@ def train_command(args, cfg: Config) -> int:
     out = Path(args.out)
     if args.weights and getattr(args, "stream", None):
         raise GestureError("--stream trains the small backbone's head; it cannot be combined with --weights")
+    if args.weights and getattr(args, "init", None):
+        raise GestureError("--init fine-tunes a small-backbone model; it cannot be combined with --weights")
     if args.weights:
         return train_frozen(args, cfg, out)
     return train_small(args, cfg, out)

@@ -161,7 +161,7 @@ def blob_data_20(tmp_path_factory):
 
 
 @pytest.mark.timeout(300)
-def test_small_backbone_learns_resumes_and_runs_live(blob_data_20, tmp_path, capsys):
+def test_small_backbone_learns_resumes_runs_live_and_fine_tunes(blob_data_20, tmp_path, capsys):
     """The from-scratch path learns: a tiny model trained for ~30 s beats chance (0.2) by far on held-out clips.
 
     A fixed number of steps (--epochs), not a wall-time budget, so a busy machine cannot fail it.
@@ -190,6 +190,31 @@ def test_small_backbone_learns_resumes_and_runs_live(blob_data_20, tmp_path, cap
     assert json.loads(capsys.readouterr().out)["clip_accuracy"] >= 0.6
     video = next((blob_data_20.parent / "Train_Data" / "Shake_Hand").glob("*.avi"))
     assert main(["live", "--source", str(video), "--model", str(out), "--headless"]) == 0
+
+    # --init: a model fine-tuned from this one starts where it left off. Two stage-1 steps at the
+    # fine-tuning rate leave the backbone close to the one it started from.
+    ft = tmp_path / "fine"
+    capsys.readouterr()
+    assert main(["train", "--meta", str(blob_data_20), "--out", str(ft), "--backbone", "small", "--init", str(out),
+                 "--epochs", "1", "--val-split", "0.3"]) == 0
+    err = capsys.readouterr().err
+    assert f"starting from {out}" in err
+    assert float(err.split("fitted on its features (accuracy ")[1].split()[0]) >= 0.6
+    fm = json.loads((ft / "report" / "metrics.json").read_text())
+    assert fm["clip_accuracy_val"] >= 0.6, fm["confusion"]
+    f = load_model(ft, tiny_config())
+    w0 = np.concatenate([np.ravel(w) for w in m.backbone.get_weights()])
+    w1 = np.concatenate([np.ravel(w) for w in f.backbone.get_weights()])
+    moved = float(np.linalg.norm(w1 - w0) / np.linalg.norm(w0))
+    assert moved < 0.1, moved  # measured 0.007 (a fresh random backbone is 0.93 away from the bundled one)
+    fs = json.loads((ft / "model.json").read_text())
+    assert fs["backbone"]["width"] == 0.06 and fs["trained"]["init"]["model"] == str(out)
+    assert "fine-tuned from" in (ft / "MODEL_CARD.md").read_text()
+    # a flag that disagrees with the model it starts from: one line naming it, nothing written
+    assert main(["train", "--meta", str(blob_data_20), "--out", str(tmp_path / "bad"), "--backbone", "small",
+                 "--init", str(out), "--width", "0.03", "--epochs", "1"]) == 2
+    assert "--width 0.03" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.timeout(300)
