@@ -588,9 +588,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
     # -- the live model: full-size input, pooled inside, the trained layers ---------------------------
     backbone = build_c3d(width, p.clip_len, p.size, with_fc8=False, input_scale=1 / 64, motion=True, norm=True,
                          downsample=ds, name="c3d")
-    for layer in body.layers:
-        if layer.weights:
-            backbone.get_layer(layer.name).set_weights(layer.get_weights())
+    _copy_trained_layers(body, backbone)
     minutes = round((time.monotonic() - t_start) / 60, 1)
     spec.trained = {
         "summary": f"small C3D width {width} trained from scratch on {len(tr)} clips (two stages)",
@@ -647,15 +645,21 @@ def _init_spec(args, cfg: Config):
     return spec
 
 
+def _copy_trained_layers(src, dst) -> None:
+    """The weights of every layer of ``src`` that has any, into ``dst``'s layer of the same name: the
+    backbone trained at the working size and the live one that pools the 112x112 crop first share them."""
+    for layer in src.layers:
+        if layer.weights:
+            dst.get_layer(layer.name).set_weights(layer.get_weights())
+
+
 def _start_from(src, body, clf, sampler: ClipSampler, cfg: Config, seed: int, n_batches: int = 32):
     """Put ``src``'s trained backbone layers into ``body`` and fit the temporary clip classifier on
     its features, so the first fine-tuning steps do not push a random classifier's gradients into a
     trained backbone. Returns (the classifier's accuracy on those clips, their number)."""
     import keras
 
-    for layer in body.layers:
-        if layer.weights:
-            layer.set_weights(src.backbone.get_layer(layer.name).get_weights())
+    _copy_trained_layers(src.backbone, body)
     rng = np.random.default_rng(seed + 7)  # its own generator: the stage-1 batches stay those of (seed, k)
     xs, ys = zip(*(sampler.batch(BATCH, cfg.preprocess, rng) for _ in range(n_batches)))
     feats = np.concatenate([np.asarray(body.predict_on_batch(x)) for x in xs])
