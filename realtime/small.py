@@ -590,14 +590,14 @@ def train_small(args, cfg: Config, out: Path) -> int:
                          downsample=ds, name="c3d")
     _copy_trained_layers(body, backbone)
     minutes = round((time.monotonic() - t_start) / 60, 1)
+    origin = f"fine-tuned from {args.init}" if init is not None else "trained from scratch"
     spec.trained = {
-        "summary": f"small C3D width {width} trained from scratch on {len(tr)} clips (two stages)",
+        "summary": f"small C3D width {width} {origin} on {len(tr)} clips (two stages)",
         "context": "black" if black else "held", "background_class": background, "head": kind,
         "stage1_steps": state["step"], "seed": args.seed, "metas": [str(m) for m in args.meta],
         "streams": [str(x) for x in (getattr(args, "stream", None) or [])], "minutes": minutes,
     }
     if init is not None:
-        spec.trained["summary"] = f"small C3D width {width} fine-tuned from {args.init} on {len(tr)} clips (two stages)"
         spec.trained["init"] = {"model": str(args.init), "trained": init.trained}
     model = LoadedModel(spec, backbone, head)
     eval_idx = va or tr
