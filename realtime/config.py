@@ -49,6 +49,7 @@ class PipelineConfig:
     stride: int = field(default=4, metadata=_rng(choices=(1, 2, 4, 8, 16)))
     precision: str = field(default="fp32", metadata=_rng(choices=("fp32", "bf16")))
     max_batch: int = field(default=4, metadata=_rng(1, 64))
+    fps: float = field(default=30.0, metadata=_rng(1, 240))
 
     @property
     def span(self) -> int:
@@ -61,6 +62,7 @@ class CaptureConfig:
     buffer_frames: int = field(default=256, metadata=_rng(144, 100_000))
     realtime: bool = False
     fps: float = field(default=30.0, metadata=_rng(1, 240))
+    resample: str = field(default="flow", metadata=_rng(choices=("flow", "linear", "nearest", "off")))
 
 
 @dataclass(frozen=True)
@@ -123,10 +125,10 @@ class Config:
 
     @property
     def recorder_frames(self) -> int:
-        """Frames the recorder saves: ``recorder.seconds`` at the capture fps, default the head's window."""
+        """Frames the recorder saves: ``recorder.seconds`` at the model's frame rate, default the head's window."""
         if self.recorder.seconds is None:
             return self.pipeline.span
-        return max(self.pipeline.clip_len, int(round(self.recorder.seconds * self.capture.fps)))
+        return max(self.pipeline.clip_len, int(round(self.recorder.seconds * self.pipeline.fps)))
 
 
 def _type_name(tp) -> str:
@@ -166,6 +168,8 @@ def _check(key: str, tp, value, meta, source: str):
             raise ConfigError(f"{where}'{key}' must be a finite number, got {shown}")
         value = number
     elif tp is str:
+        if value is False and "off" in ((meta or {}).get("choices") or ()):
+            value = "off"  # YAML 1.1 reads a bare `off` as false
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}'{key}' must be a non-empty string, got {value!r}")
     elif origin is tuple:

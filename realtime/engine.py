@@ -59,7 +59,8 @@ def window_frames(end: int, window: int = 8, spacing: int = 16, clip_len: int = 
 @dataclass(frozen=True)
 class Event:
     """One gesture event. Times: ``capture_time``/``emit_time`` are ``time.monotonic()`` seconds;
-    ``media_time`` is the window end frame id / fps (deterministic for files)."""
+    ``frame_id`` is the source frame (of the camera or file) the window ends on; ``media_time`` is
+    the window end on the model's clock, in seconds (deterministic for files)."""
 
     label: str
     confidence: float
@@ -191,8 +192,13 @@ class InferenceEngine:
         for e in [e for e in self.features if e < keep_from]:
             del self.features[e]
 
-    def decide(self, ends: list[int], capture_times: list[float]) -> list[Prediction]:
-        """Run the head for each end whose whole window of features exists; debounce in order."""
+    def decide(self, ends: list[int], capture_times: list[float], source_ids: list[int] | None = None
+               ) -> list[Prediction]:
+        """Run the head for each end whose whole window of features exists; debounce in order.
+
+        ``source_ids``: the source frame each end shows (events and predictions carry it as
+        ``frame_id``); default the end itself. The debouncer's clock is ``end / fps``."""
+        sids = dict(zip(ends, source_ids if source_ids is not None else ends))
         ready = [(e, ct) for e, ct in zip(ends, capture_times)
                  if all(w in self.features for w in window_clip_ends(e, self.window, self.spacing))]
         if not ready:
@@ -211,12 +217,12 @@ class InferenceEngine:
             d = self.debouncer.update(p, e / self.fps)
             self.stats.add("debounce", time.perf_counter() - t1)
             now = time.monotonic()
-            ev = Event(d.label, d.confidence, e, ct, now, e / self.fps) if d.label else None
+            ev = Event(d.label, d.confidence, sids[e], ct, now, e / self.fps) if d.label else None
             self.stats.latency.append(now - ct)
             self.stats.decisions += 1
             if ev:
                 self.stats.events += 1
-            out.append(Prediction(e, np.asarray(p), d.smoothed, ct, now, ev))
+            out.append(Prediction(sids[e], np.asarray(p), d.smoothed, ct, now, ev))
         return out
 
 
@@ -270,7 +276,7 @@ class InferenceWorker(threading.Thread):
                 self.stats.skipped_frames += (len(ends) - len(kept)) * stride
                 ends = kept
             ends = ends[:max_batch]
-            good, ctimes = [], []
+            good, ctimes, sids = [], [], []
             for e in ends:
                 i = len(good)
                 r = self.ring.read(e - clip_len + 1, clip_len, out=self._buf[i])
@@ -278,10 +284,12 @@ class InferenceWorker(threading.Thread):
                     continue
                 good.append(e)
                 ctimes.append(float(r[1][-1]))
+                sid = self.ring.source_id(e)
+                sids.append(e if sid is None else sid)
             next_end = (last_due if self.ring.policy is DropPolicy.DROP_OLDEST else ends[-1]) + stride
             self.ring.release(next_end - clip_len + 1)
             if good:
                 eng.add_clips(good, self._buf[: len(good)])
                 self.stats.clips_done(len(good), time.monotonic())
-                for pred in eng.decide(good, ctimes):
+                for pred in eng.decide(good, ctimes, sids):
                     self.on_prediction(pred)

@@ -2,7 +2,7 @@
 
 A model folder holds::
 
-    model.json          clip_len, size, feature_spacing, window, preprocess, labels,
+    model.json          clip_len, size, feature_spacing, window, fps, preprocess, labels,
                         backbone (kind, width, weights file), head (kind, sizes)
     labels.json         the label order of the head's outputs
     backbone.weights.h5 the C3D (small backbones; a Sports1M backbone names the user's file instead)
@@ -42,6 +42,7 @@ class ModelSpec:
     size: int = 112
     feature_spacing: int = 16
     window: int = 8
+    fps: float = 30.0       # the frame rate it was trained at; sources are brought to it (realtime.framerate)
     preprocess: dict = field(default_factory=dict)
     backbone: dict = field(default_factory=lambda: {"kind": "c3d", "width": 0.125, "weights": "backbone.weights.h5"})
     head: dict = field(default_factory=lambda: {"kind": "small", "units": 64, "proj": 128})
@@ -56,6 +57,7 @@ class ModelSpec:
             size=cfg.pipeline.size,
             feature_spacing=cfg.pipeline.feature_spacing,
             window=cfg.pipeline.window,
+            fps=float(cfg.pipeline.fps),
             preprocess=describe(cfg.preprocess, cfg.pipeline),
             backbone={"kind": "c3d", "width": float(width), "weights": weights or "backbone.weights.h5"},
             head={"kind": head_kind, **({"units": 64, "proj": 128} if head_kind == "small" else {}), **head},
@@ -109,6 +111,8 @@ def _check_spec_types(spec: ModelSpec, where: Path) -> None:
         v = getattr(spec, fld)
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 512:
             bad(fld, "an integer in 1..512", v)
+    if isinstance(spec.fps, bool) or not isinstance(spec.fps, (int, float)) or not 1 <= spec.fps <= 240:
+        bad("fps", "a number in 1..240", spec.fps)
     for fld in ("preprocess", "backbone", "head", "trained"):
         if not isinstance(getattr(spec, fld), dict):
             bad(fld, "a JSON object", getattr(spec, fld))
@@ -154,6 +158,8 @@ def check_against_config(spec: ModelSpec, cfg: Config, where: str = "model") -> 
             raise GestureError(
                 f"{where}: model field '{fld}' = {getattr(spec, fld)} disagrees with config 'pipeline.{fld}' = {getattr(p, fld)}"
             )
+    if abs(float(spec.fps) - p.fps) > 1e-6:
+        raise GestureError(f"{where}: model field 'fps' = {spec.fps} disagrees with config 'pipeline.fps' = {p.fps}")
     want = describe(cfg.preprocess, p)
     for k, v in want.items():
         got = spec.preprocess.get(k)

@@ -127,8 +127,14 @@ class OverlayApp:
 
     @property
     def fps(self) -> float:
+        """The source's frame rate (what the window shows)."""
         src = getattr(self.pipeline, "source", None)
         return float(getattr(src, "fps", 0) or self.cfg.capture.fps)
+
+    @property
+    def ring_fps(self) -> float:
+        """The rate of the frames the model sees, which corrections save (the model's, see realtime.framerate)."""
+        return float(getattr(self.pipeline, "frame_rate", 0) or self.fps)
 
     # -- sink callbacks (inference thread) -------------------------------------------------------
     def on_prediction(self, pred: Prediction) -> None:
@@ -229,7 +235,8 @@ class OverlayApp:
         with self._lock:
             ev = self._event[0] if self._event else None
             pred = self._pred
-        if ev is not None and ev.frame_id >= ids[0]:
+        first = self.pipeline.ring.source_id(int(ids[0]))
+        if ev is not None and ev.frame_id >= (int(ids[0]) if first is None else first):
             predicted, conf = ev.label, ev.confidence        # the event the user is correcting
         elif pred is not None:                                # a missed gesture: what the model thought
             p = np.asarray(pred.smoothed if pred.smoothed is not None else pred.probs)
@@ -238,7 +245,7 @@ class OverlayApp:
         if self.recorder is None:
             from .recorder import ClipRecorder
 
-            self.recorder = ClipRecorder(self.record_dir, fps=self.fps, labels=self.labels)
+            self.recorder = ClipRecorder(self.record_dir, fps=self.ring_fps, labels=self.labels)
         ok = self.recorder.save(frames, true_label, predicted, conf)
         if ok:
             self.toast(f"saving {len(frames)} frames as {true_label}", GREEN)
@@ -322,7 +329,7 @@ class OverlayApp:
     def _draw_help(self, view) -> None:
         lines = [("q / Esc", "quit"), ("space", "pause / resume"), ("k", "arm / disarm keystrokes"),
                  ("h", "this help")]
-        secs = self.cfg.recorder_frames / max(1.0, self.fps)
+        secs = self.cfg.recorder_frames / max(1.0, self.ring_fps)
         lines += [(str(i + 1), f"that was {_name(g)}") for i, g in enumerate(self.gestures[:9])]
         lines += [("0", "that was no gesture")]
         h, w = view.shape[:2]

@@ -17,6 +17,7 @@ import numpy as np
 
 from .config import Config
 from .engine import Event, InferenceEngine, InferenceWorker, Prediction, Stats
+from .framerate import FrameRateAdapter
 from .modelio import LoadedModel
 from .preprocess import crop_frame
 from .ringbuffer import FrameRing
@@ -51,19 +52,27 @@ class LatestFrame:
 class CaptureThread(threading.Thread):
     """Reads the source, stamps each frame, crops it once into the ring buffer.
 
+    With an ``adapter`` (:class:`FrameRateAdapter`) the crops go through it first and the ring
+    holds frames at the model's rate, each committed with the source frame it shows. Its clock
+    is the frame index / the file's fps for files (deterministic), the capture time for cameras.
+
     A lost live source (camera unplugged) is retried with exponential backoff
     (0.1 s .. 2 s); ``status`` says "camera lost" meanwhile.
     """
 
     def __init__(self, source: FrameSource, ring: FrameRing, cfg: Config, stop_event: threading.Event,
-                 eof_event: threading.Event, latest: LatestFrame, stats: Stats, max_frames: int | None = None):
+                 eof_event: threading.Event, latest: LatestFrame, stats: Stats, max_frames: int | None = None,
+                 adapter: FrameRateAdapter | None = None):
         super().__init__(name="capture", daemon=True)
         self.source, self.ring, self.cfg = source, ring, cfg
         self.stop_event, self.eof_event, self.latest, self.stats = stop_event, eof_event, latest, stats
         self.max_frames = max_frames
+        self.adapter = adapter
         self.error: BaseException | None = None
-        self.frame_id = 0
+        self.frame_id = 0       # source frames read
+        self.ring_id = 0        # frames committed to the ring (model frames)
         self.lost_count = 0
+        self._scratch = np.empty((cfg.pipeline.size, cfg.pipeline.size, 3), np.uint8)
 
     def run(self) -> None:
         try:
@@ -106,20 +115,40 @@ class CaptureThread(threading.Thread):
                 return
             t = time.monotonic()
             fid = self.frame_id
-            slot = None
-            while slot is None and not self.stop_event.is_set():
-                slot = self.ring.reserve(fid, timeout=0.1)
-                if slot is None and self.ring._closed:
+            if self.adapter is None:
+                slot = self._reserve(fid)
+                if slot is None:
                     return
-            if slot is None:
-                return
-            t0 = time.perf_counter()
-            crop_frame(image, pre, size, out=slot, source=f"{self.source.name} frame {fid}")
-            self.stats.add("preprocess", time.perf_counter() - t0)
-            self.ring.commit(fid, t)
+                t0 = time.perf_counter()
+                crop_frame(image, pre, size, out=slot, source=f"{self.source.name} frame {fid}")
+                self.stats.add("preprocess", time.perf_counter() - t0)
+                self.ring.commit(fid, t)
+                self.ring_id = fid + 1
+            else:
+                t0 = time.perf_counter()
+                crop_frame(image, pre, size, out=self._scratch, source=f"{self.source.name} frame {fid}")
+                clock = t if self.source.live else fid / self.source.fps
+                frames = self.adapter.push(self._scratch, clock)
+                self.stats.add("preprocess", time.perf_counter() - t0)
+                for crop in frames:
+                    slot = self._reserve(self.ring_id)
+                    if slot is None:
+                        return
+                    slot[...] = crop
+                    self.ring.commit(self.ring_id, t, source_id=fid)
+                    self.ring_id += 1
             self.latest.set(Frame(image, fid, t))
             self.stats.frame(t)
             self.frame_id += 1
+
+    def _reserve(self, rid: int):
+        """The ring slot for frame ``rid``; None when stopping (WAIT sources wait for the worker here)."""
+        slot = None
+        while slot is None and not self.stop_event.is_set():
+            slot = self.ring.reserve(rid, timeout=0.1)
+            if slot is None and self.ring._closed:
+                return None
+        return slot
 
 
 class Pipeline:
@@ -138,14 +167,22 @@ class Pipeline:
         self.stop_event = threading.Event()
         self.eof_event = threading.Event()
         self.latest = LatestFrame()
-        self.engine = InferenceEngine(model, cfg, fps=source.fps, stats=self.stats)
+        # the ring runs at the model's frame rate unless resampling is off (then at the source's)
+        rate = float(getattr(model.spec, "fps", cfg.pipeline.fps))
+        self.adapter = None
+        if cfg.capture.resample != "off":
+            self.adapter = FrameRateAdapter(rate, cfg.capture.resample)
+            if not source.live and abs(source.fps / rate - 1) <= self.adapter.tolerance:
+                self.adapter = None  # a file at the model's rate: frames go straight in, ids unchanged
+        self.frame_rate = rate if self.adapter is not None else float(source.fps)
+        self.engine = InferenceEngine(model, cfg, fps=self.frame_rate, stats=self.stats)
         self.last_prediction: Prediction | None = None
         self.events: list[Event] = []
         self._warmup = warmup
         self._sink_errors: dict[int, str] = {}
         self._lock = threading.Lock()
         self.capture = CaptureThread(source, self.ring, cfg, self.stop_event, self.eof_event,
-                                     self.latest, self.stats, max_frames)
+                                     self.latest, self.stats, max_frames, self.adapter)
         self.worker = InferenceWorker(self.engine, self.ring, self.stop_event, self.eof_event,
                                       self._on_prediction, self.stats)
         self._started = False

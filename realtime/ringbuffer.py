@@ -1,7 +1,8 @@
 """A preallocated ring buffer of preprocessed frames with a named drop policy.
 
-Storage: ``(capacity, size, size, 3) uint8`` BGR crops plus each slot's frame id
-and capture time. Frame ``i`` lives in slot ``i % capacity``; the buffer never
+Storage: ``(capacity, size, size, 3) uint8`` BGR crops plus each slot's frame id,
+capture time and source frame id (the frame of the camera or file it shows: the same
+id unless the source's frame rate was changed on the way in, ``realtime.framerate``). Frame ``i`` lives in slot ``i % capacity``; the buffer never
 grows.
 
 The consumer (the inference worker) says which frames it still needs with
@@ -36,6 +37,7 @@ class FrameRing:
         self.frames = np.zeros((self.capacity, size, size, 3), np.uint8)
         self.ids = np.full(self.capacity, -1, np.int64)
         self.times = np.zeros(self.capacity, np.float64)
+        self.source_ids = np.full(self.capacity, -1, np.int64)
         self._cond = threading.Condition()
         self._newest = -1          # newest committed frame id
         self._floor = 0            # frames with id >= floor are still needed by the consumer
@@ -66,12 +68,14 @@ class FrameRing:
             self.ids[slot] = -1  # invalid while being written
         return self.frames[slot]
 
-    def commit(self, frame_id: int, t: float) -> None:
-        """Publish the frame written into the reserved slot, stamped with its capture time."""
+    def commit(self, frame_id: int, t: float, source_id: int | None = None) -> None:
+        """Publish the frame written into the reserved slot, stamped with its capture time and the
+        source frame it shows (default: ``frame_id``)."""
         slot = frame_id % self.capacity
         with self._cond:
             self.ids[slot] = frame_id
             self.times[slot] = t
+            self.source_ids[slot] = frame_id if source_id is None else source_id
             self._newest = max(self._newest, frame_id)
             self.written += 1
             self._cond.notify_all()
@@ -128,6 +132,12 @@ class FrameRing:
             np.take(self.frames, slots, axis=0, out=out)
             times = self.times[slots].copy()
         return out, times
+
+    def source_id(self, frame_id: int) -> int | None:
+        """The source frame that frame ``frame_id`` shows, or None once it was overwritten."""
+        slot = frame_id % self.capacity
+        with self._cond:
+            return int(self.source_ids[slot]) if self.ids[slot] == frame_id else None
 
     def latest(self, n: int):
         """The newest ``n`` frames still held, oldest first: ``(frames copy, ids, times)``."""

@@ -1,0 +1,183 @@
+"""Sources at other frame rates: the pure adapter, real optical flow, and the threaded pipeline on real files."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import helpers  # noqa: E402
+
+from realtime.dataset import Item, load_crops  # noqa: E402
+from realtime.errors import GestureError  # noqa: E402
+from realtime.framerate import FrameRateAdapter, interpolate, to_rate, video_fps  # noqa: E402
+from realtime.modelio import check_against_config, read_spec  # noqa: E402
+from realtime.pipeline import Pipeline  # noqa: E402
+from realtime.sources import VideoFileSource  # noqa: E402
+
+
+def _frames(n, seed=0):
+    return [np.full((8, 8, 3), (i * 7 + seed) % 256, np.uint8) for i in range(n)]
+
+
+def _push_all(ad, frames, fps):
+    return [(i, f) for i, x in enumerate(frames) for f in ad.push(x, i / fps)]
+
+
+@pytest.mark.parametrize("fps", [30.0, 29.97, 31.0, 24.0, 25.0, 36.0])
+def test_a_source_at_the_model_rate_passes_through_unchanged(fps):
+    src = _frames(90)
+    out = _push_all(FrameRateAdapter(30, "flow"), src, fps)
+    assert [i for i, _ in out] == list(range(90))
+    assert all(np.array_equal(f, src[i]) for i, f in out)
+
+
+def test_15_fps_gets_one_in_between_frame_per_pair():
+    src = _frames(40)
+    ad = FrameRateAdapter(30, "linear")
+    out = _push_all(ad, src, 15.0)
+    assert len(out) == 2 * 40 - 1 and ad.interpolated == 39
+    for k in range(1, 40):
+        (_, mid), (i, same) = out[2 * k - 1], out[2 * k]
+        assert i == k and np.array_equal(same, src[k])  # model frame 2k is source frame k itself
+        want = (src[k - 1].astype(int) + src[k]) / 2
+        assert np.abs(mid - want).max() <= 1  # and 2k-1 lies half way
+
+
+def test_60_fps_keeps_every_other_frame_without_inventing_any():
+    src = _frames(120)
+    ad = FrameRateAdapter(30, "flow")
+    out = _push_all(ad, src, 60.0)
+    assert ad.interpolated == 0
+    assert [i for i, _ in out] == [0] + list(range(2, 120, 2))
+    assert all(np.array_equal(f, src[i]) for i, f in out)
+
+
+@pytest.mark.parametrize("fps", [20.0, 12.0, 45.0])
+def test_other_rates_keep_the_clock_over_a_minute(fps):
+    n = int(fps * 60)
+    out = _push_all(FrameRateAdapter(30, "nearest"), _frames(n), fps)
+    # model frames span the same minute: 30 per second
+    assert abs(len(out) - (n - 1) * 30 / fps - 1) <= 1
+
+
+def test_a_stalled_camera_is_not_filled_with_invented_frames():
+    ad = FrameRateAdapter(30, "linear", max_gap_s=0.5)
+    out = [f for i in range(10) for f in ad.push(_frames(1, i)[0], i / 15)]
+    n = len(out)
+    assert len(ad.push(_frames(1, 99)[0], 9 / 15 + 3.0)) == 1  # 3 s later: one frame, the clock restarts
+    assert len(ad.push(_frames(1, 98)[0], 9 / 15 + 3.0)) == 0  # the same timestamp again: nothing new
+    assert len(ad.push(_frames(1, 97)[0], 9 / 15 + 3.0 + 1 / 15)) == 2
+    assert n == 19
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="mode"):
+        FrameRateAdapter(30, "cubic")
+    with pytest.raises(ValueError, match="fps"):
+        FrameRateAdapter(0)
+
+
+def _hand(shift: int, size: int = 112) -> np.ndarray:
+    """A skin-coloured block with finger gaps over a smooth wall, its left edge at ``30 + shift`` pixels."""
+    y, x = np.mgrid[0:size, 0:size]
+    img = np.dstack([40 + x * 0.5, 60 + y * 0.4, 80 + 0 * x]).astype(np.float32)
+    x0 = 30 + shift
+    hand = (x >= x0) & (x < x0 + 30) & (y >= 35) & (y < 75)
+    img[hand] = (60, 150, 220)
+    img[hand & ((x - x0) % 10 < 3)] = (40, 110, 180)
+    return cv2.GaussianBlur(img, (3, 3), 0).clip(0, 255).astype(np.uint8)
+
+
+def test_flow_puts_a_moving_hand_half_way_where_a_cross_fade_shows_two():
+    a, b, truth = _hand(0), _hand(8), _hand(4)
+    err = {m: float(np.abs(interpolate(a, b, 0.5, m).astype(int) - truth).mean()) for m in ("flow", "linear", "nearest")}
+    assert err["flow"] < 0.3 * err["linear"] and err["linear"] < err["nearest"], err
+
+
+@pytest.fixture(scope="module")
+def small():
+    cfg = helpers.tiny_config(**{"pipeline.size": 32, "debounce.threshold": 0.05, "debounce.rearm": 0.01,
+                                 "debounce.cooldown_s": 0.0})
+    return cfg, helpers.tiny_loaded(cfg, seed=2)
+
+
+class Keep:
+    def __init__(self):
+        self.preds = []
+
+    def on_prediction(self, p):
+        self.preds.append(p)
+
+
+@pytest.mark.timeout(60)
+def test_a_15_fps_file_runs_on_the_model_clock_and_reports_its_own_frames(small, tmp_path):
+    cfg, model = small
+    path, _ = helpers.write_video(tmp_path / "slow.mp4", n=150, width=64, height=48, fps=15.0)
+    src = VideoFileSource(path).open()
+    keep = Keep()
+    p = Pipeline(src, model, cfg, sinks=[keep], warmup=False)
+    p.run()
+    assert p.frame_rate == 30.0 and p.stats.frames == 150
+    assert p.ring.written == 2 * 150 - 1  # the ring holds the model's 30 fps
+    ends = list(range(127, 2 * 150 - 1, cfg.pipeline.stride))
+    # model frame 2k is source frame k, 2k-1 lies between k-1 and k and is reported as k
+    assert [q.frame_id for q in keep.preds] == [math.ceil(e / 2) for e in ends]
+    assert p.events and all(ev.media_time == pytest.approx(ev.frame_id / 15.0, abs=1 / 30 + 1e-9)
+                            for ev in p.events)
+    # off: the old behaviour, the file's own frames at the file's rate
+    keep2 = Keep()
+    p2 = Pipeline(VideoFileSource(path).open(), model, cfg.replace(**{"capture.resample": "off"}), sinks=[keep2],
+                  warmup=False)
+    p2.run()
+    assert p2.frame_rate == 15.0 and p2.ring.written == 150
+    assert [q.frame_id for q in keep2.preds] == list(range(127, 150, cfg.pipeline.stride))
+
+
+def test_training_clips_are_read_at_the_model_rate(tmp_path):
+    cfg = helpers.tiny_config(**{"pipeline.size": 32})
+    slow, _ = helpers.write_video(tmp_path / "slow.mp4", n=30, width=64, height=48, fps=15.0)
+    normal, _ = helpers.write_video(tmp_path / "normal.mp4", n=30, width=64, height=48, fps=30.0)
+    assert video_fps(slow) == pytest.approx(15.0)
+    assert len(load_crops(Item(slow, "Shake_Hand", "test"), cfg)) == 59
+    assert len(load_crops(Item(normal, "Shake_Hand", "test"), cfg)) == 30
+    off = cfg.replace(**{"capture.resample": "off"})
+    assert len(load_crops(Item(slow, "Shake_Hand", "test"), off)) == 30
+    x = np.zeros((5, 4, 4, 3), np.uint8)
+    assert to_rate(x, 30.0, 30.0) is x
+
+
+def test_a_model_trained_at_another_rate_is_refused_with_the_field_named(tmp_path):
+    cfg = helpers.tiny_config()
+    d = helpers.write_tiny_model(tmp_path / "m", cfg)[0]
+    raw = json.loads((d / "model.json").read_text())
+    assert raw["fps"] == 30.0  # written beside the weights
+    raw["fps"] = 15.0
+    (d / "model.json").write_text(json.dumps(raw))
+    with pytest.raises(GestureError, match=r"model field 'fps' = 15.0 disagrees with config 'pipeline.fps' = 30.0"):
+        check_against_config(read_spec(d), cfg)
+    raw["fps"] = "fast"
+    (d / "model.json").write_text(json.dumps(raw))
+    with pytest.raises(GestureError, match=r"model.json: field 'fps' must be a number in 1..240, got 'fast'"):
+        read_spec(d)
+    del raw["fps"]  # a model folder from before the field: trained at 30 fps
+    (d / "model.json").write_text(json.dumps(raw))
+    assert read_spec(d).fps == 30.0
+
+
+def test_resample_off_written_bare_in_yaml_means_off(tmp_path):
+    from realtime.config import load_config
+    from realtime.errors import ConfigError
+
+    p = tmp_path / "c.yaml"
+    p.write_text("capture:\n  resample: off\n")
+    assert load_config(p).capture.resample == "off"
+    p.write_text("capture:\n  resample: cubic\n")
+    with pytest.raises(ConfigError, match=r"'capture.resample' must be one of \['flow', 'linear', 'nearest', 'off'\]"):
+        load_config(p)
