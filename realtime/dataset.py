@@ -10,7 +10,8 @@ Two layouts are read:
 
 Clips the recorder saved are already the 112x112 crops the model sees (the
 ring buffer holds crops); rows from a CSV with a ``recorded_at`` column are
-therefore used as they are, every other video goes through the Caffe recipe.
+therefore used as they are, every other video goes through the Caffe recipe. Every clip
+is then brought to the model's frame rate (``pipeline.fps``, see ``realtime.framerate``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from .config import Config
 from .errors import GestureError
 from .features import read_video
+from .framerate import to_rate, video_fps
 from .preprocess import crop_frames
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -103,9 +105,10 @@ def load_crops(item: Item, cfg: Config) -> np.ndarray:
     """``(T, size, size, 3) uint8`` model-ready crops of one clip."""
     frames = read_video(item.path)
     s = cfg.pipeline.size
-    if item.precropped and frames.shape[1:3] == (s, s):
-        return frames
-    return crop_frames(frames, cfg.preprocess, s)
+    if not (item.precropped and frames.shape[1:3] == (s, s)):
+        frames = crop_frames(frames, cfg.preprocess, s)
+    # at the model's frame rate, as the live path sees it (a 15 fps recording is not a fast gesture)
+    return to_rate(frames, video_fps(item.path), cfg.pipeline.fps, cfg.capture.resample)
 
 
 def content_key(path: Path, extra: str = "") -> str:

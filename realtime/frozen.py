@@ -64,7 +64,8 @@ def cached_features(items, clips, predict, cfg: Config, cache_dir: Path, weights
     from .preprocess import describe
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    extra = json.dumps([describe(cfg.preprocess, cfg.pipeline), CONTEXT_VERSION, _weights_fingerprint(weights)])
+    extra = json.dumps([describe(cfg.preprocess, cfg.pipeline), CONTEXT_VERSION, _weights_fingerprint(weights),
+                        cfg.pipeline.fps, cfg.capture.resample])
     out, hits = [], 0
     for it, crops in tqdm(list(zip(items, clips)), desc="fc7 cache", unit="clip", disable=not progress or None):
         f = cache_dir / f"{content_key(it.path, extra)}.npz"

@@ -282,6 +282,7 @@ def load_stream(path, cfg: Config, factor: int = DOWNSAMPLE):
 
     from .errors import GestureError
     from .evaluate import read_annotations
+    from .framerate import TOLERANCE, FrameRateAdapter, video_fps
     from .preprocess import crop_frame
 
     path = Path(path)
@@ -296,15 +297,22 @@ def load_stream(path, cfg: Config, factor: int = DOWNSAMPLE):
     if not cap.isOpened():
         raise GestureError(f"{path}: cannot open as a video (unsupported or corrupt file)")
     n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    src_fps = video_fps(path)
     s = cfg.pipeline.size // factor
+    ad = None  # a stream at another frame rate is brought to the model's, as live, annotations with it
+    if cfg.capture.resample != "off" and abs(src_fps / cfg.pipeline.fps - 1) > TOLERANCE:
+        ad = FrameRateAdapter(cfg.pipeline.fps, cfg.capture.resample)
+        r = cfg.pipeline.fps / src_fps
+        spans = [(int(round(a * r)), int(round(b * r)), lab) for a, b, lab in spans]
     frames = []
     try:
-        for _ in tqdm(range(n) if n else iter(int, 1), desc=f"reading {path.name}", unit="frame", disable=None):
+        for i in tqdm(range(n) if n else iter(int, 1), desc=f"reading {path.name}", unit="frame", disable=None):
             ok, f = cap.read()
             if not ok or f is None:
                 break
             c = crop_frame(f, cfg.preprocess, cfg.pipeline.size, source=str(path))
-            frames.append(cv2.resize(c, (s, s), interpolation=cv2.INTER_AREA) if factor > 1 else c)
+            for m in (ad.push(c, i / src_fps) if ad is not None else [c]):
+                frames.append(cv2.resize(m, (s, s), interpolation=cv2.INTER_AREA) if factor > 1 else m)
     finally:
         cap.release()
     if len(frames) < cfg.pipeline.span:
