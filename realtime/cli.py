@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--width", type=int, default=320)
     q.add_argument("--height", type=int, default=240)
+    q.add_argument("--fps", type=float, default=30.0, help="frame rate of the videos (the motion keeps its speed in seconds)")
     q.add_argument("--workers", type=int, default=2)
     q.add_argument("--debug", action="store_true")
     q = ss.add_parser("stream", help="one video with gestures between no_gesture stretches + a CSV of them")
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--width", type=int, default=320)
     q.add_argument("--height", type=int, default=240)
+    q.add_argument("--fps", type=float, default=30.0, help="frame rate of the video (the motion keeps its speed in seconds)")
     q.add_argument("--debug", action="store_true")
 
     p = sub.add_parser("train", help="train a model folder from labelled clips")
@@ -173,13 +175,17 @@ def dispatch(args) -> int:
         return 0
     if cmd == "synth":
         from . import synth
+        from .errors import GestureError
 
+        if not 1 <= args.fps <= 240:
+            raise GestureError(f"--fps {args.fps:g}: must be between 1 and 240")
         if args.what == "clips":
             meta = synth.write_clips(args.out, args.per_class, args.seed, width=args.width, height=args.height,
-                                     workers=args.workers)
+                                     fps=args.fps, workers=args.workers)
             print(f"wrote {meta}")
         else:
-            mp4, csv = synth.write_stream(args.out, args.minutes, args.seed, width=args.width, height=args.height)
+            mp4, csv = synth.write_stream(args.out, args.minutes, args.seed, width=args.width, height=args.height,
+                                          fps=args.fps)
             print(f"wrote {mp4} and {csv}")
         return 0
     if cmd == "train":
