@@ -198,3 +198,20 @@ def test_handedness_mirrors_shape_not_motion(p_real):
         assert lm[m, 0, 0] > lm[0, 0, 0]
         lm, m = synth._proc_swipe(np.random.default_rng(1), ctx, -1)
         assert lm[m, 0, 0] < lm[0, 0, 0]
+
+
+def test_gesture_synth_stream_at_another_frame_rate(tmp_path, capsys):
+    from realtime.cli import main
+
+    out = tmp_path / "s15.mp4"
+    assert main(["synth", "stream", "--out", str(out), "--minutes", "0.1", "--seed", "3", "--fps", "15",
+                 "--width", "96", "--height", "72"]) == 0
+    cap = cv2.VideoCapture(str(out))
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(15.0)
+    cap.release()
+    assert len(_read_video(out)) == 90  # 6 seconds at 15 fps
+    capsys.readouterr()
+    assert main(["synth", "stream", "--out", str(tmp_path / "x.mp4"), "--minutes", "0.1", "--fps", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "gesture: error: --fps 0: must be between 1 and 240"
+    assert not (tmp_path / "x.mp4").exists()
