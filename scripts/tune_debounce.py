@@ -1,12 +1,13 @@
-"""Pick debounce settings on a validation stream (never the test stream).
+"""Pick debounce settings on validation streams (never the test stream).
 
-Plays the stream once through the real pipeline, keeps every head output, then replays the
+Plays each stream once through the real pipeline, keeps every head output, then replays the
 pure Debouncer over them for a grid of settings and scores each with the same matching as
 `gesture eval --stream` (score: Levenshtein accuracy - 0.1 x false events per minute, median delay
-at most 0.4 s). The head outputs are kept beside the stream (<stream>_<model>_<weights hash>_s<STRIDE>.npz, the
-best settings in .json), so a second run replays them without the model. For the best setting it lists every wrong event with
-the gesture nearest to it, and every missed gesture.
-Usage: python scripts/tune_debounce.py MODEL_DIR VAL_STREAM.mp4 [STRIDE]
+at most 0.4 s; with several streams, the mean of their scores). The head outputs are kept beside
+each stream (<stream>_<model>_<weights hash>_s<STRIDE>.npz, the best settings in .json), so a second
+run replays them without the model. For the best setting it lists every wrong event with the
+gesture nearest to it, and every missed gesture.
+Usage: python scripts/tune_debounce.py MODEL_DIR VAL_STREAM.mp4 [VAL_STREAM2.mp4 ...] [STRIDE]
 """
 
 import json
@@ -32,10 +33,8 @@ class Keep:
         self.preds.append((p.frame_id, np.asarray(p.probs)))
 
 
-def main():
-    model_dir, stream = sys.argv[1], sys.argv[2]
-    stride = int(sys.argv[3]) if len(sys.argv) > 3 else 16
-    cfg = load_config().replace(**{"pipeline.stride": stride})
+def head_outputs(model_dir, stream, stride, cfg):
+    """[(frame_id, probs)], fps and labels of one stream, from the cache beside it or from the pipeline."""
     # keyed by the weights' content: a model retrained into the same folder must not replay stale outputs
     m = Path(model_dir)
     key = content_key(m / "backbone.weights.h5", content_key(m / "head.weights.h5"))[:10]
@@ -43,19 +42,29 @@ def main():
     labels = list(cfg.labels)
     if cache.exists():
         z = np.load(cache)
-        preds, fps = list(zip(z["frames"].tolist(), z["probs"])), float(z["fps"])
-    else:
-        model = load_model(model_dir, cfg)
-        labels = list(model.labels)
-        src = VideoFileSource(stream).open()
-        keep = Keep()
-        Pipeline(src, model, cfg, sinks=[keep]).run()
-        preds, fps = keep.preds, src.fps
-        np.savez(cache, frames=np.array([f for f, _ in preds]), probs=np.stack([p for _, p in preds]), fps=fps)
-    gestures = read_annotations(stream.rsplit(".", 1)[0] + ".csv", labels)
-    n_frames = preds[-1][0] + 1
+        return list(zip(z["frames"].tolist(), z["probs"])), float(z["fps"]), labels, cache
+    model = load_model(model_dir, cfg)
+    src = VideoFileSource(stream).open()
+    keep = Keep()
+    Pipeline(src, model, cfg, sinks=[keep]).run()
+    np.savez(cache, frames=np.array([f for f, _ in keep.preds]), probs=np.stack([p for _, p in keep.preds]),
+             fps=src.fps)
+    return keep.preds, src.fps, list(model.labels), cache
 
-    def replay(smoothing, thr, cooldown, opposite):
+
+def main():
+    model_dir = sys.argv[1]
+    rest = sys.argv[2:]
+    stride = int(rest.pop()) if rest and rest[-1].isdigit() else 16
+    cfg = load_config().replace(**{"pipeline.stride": stride})
+    runs = []
+    for stream in rest:
+        preds, fps, labels, cache = head_outputs(model_dir, stream, stride, cfg)
+        gestures = read_annotations(stream.rsplit(".", 1)[0] + ".csv", labels)
+        runs.append((stream, preds, fps, labels, gestures, preds[-1][0] + 1, cache))
+
+    def replay(run, smoothing, thr, cooldown, opposite):
+        _, preds, fps, labels, _, _, _ = run
         db = Debouncer(labels, thr, min(0.4, thr - 0.1), cooldown, smoothing, opposite_s=opposite)
         ev = []
         for fid, p in preds:
@@ -77,26 +86,31 @@ def main():
         for thr in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99):
             for cooldown in (0.5, 0.8, 1.2):
                 for opposite in (0.0, 1.0, 1.5, 2.0):
-                    r = match_events(replay(smoothing, thr, cooldown, opposite), gestures, fps, n_frames)
-                    rows.append((score(r), smoothing, thr, cooldown, opposite, r))
-    rows.sort(key=lambda x: (-x[0], -x[-1]["matched"]))  # ties: the setting that matches more gestures
-    for score, sm, thr, cd, op, r in rows[:8]:
-        print(f"smoothing {sm} threshold {thr} cooldown {cd} opposite {op}: LA {r['levenshtein_accuracy']:.3f} "
-              f"false/min {r['false_per_min']:.2f} delay median {r['delay_median_s']} missed {r['missed']} "
-              f"false {r['false_events']}")
+                    rs = [match_events(replay(run, smoothing, thr, cooldown, opposite), run[4], run[2], run[5])
+                          for run in runs]
+                    rows.append((float(np.mean([score(r) for r in rs])), smoothing, thr, cooldown, opposite, rs))
+    # ties: the setting that matches more gestures
+    rows.sort(key=lambda x: (-x[0], -sum(r["matched"] for r in x[-1])))
+    for sc, sm, thr, cd, op, rs in rows[:8]:
+        per = "; ".join(f"LA {r['levenshtein_accuracy']:.3f} false/min {r['false_per_min']:.2f} delay median "
+                        f"{r['delay_median_s']} missed {r['missed']} false {r['false_events']}" for r in rs)
+        print(f"smoothing {sm} threshold {thr} cooldown {cd} opposite {op}: score {sc:.3f} | {per}")
     _, sm, thr, cd, op, _ = rows[0]
-    ev = replay(sm, thr, cd, op)
-    pairs = pair_events(ev, gestures, fps)
-    for g, (lab, a, b) in enumerate(gestures):
-        if g not in pairs:
-            print(f"  missed {lab} frames {a}-{b}")
-    for i, e in enumerate(ev):
-        if i not in pairs.values():
-            lab, a, b = min(gestures, key=lambda g: min(abs(e["frame_id"] - g[1]), abs(e["frame_id"] - g[2])))
-            print(f"  wrong {e['label']} at frame {e['frame_id']}: nearest gesture {lab} {a}-{b} "
-                  f"({e['frame_id'] - b:+d} frames from its end)")
-    json.dump([dict(smoothing=sm, threshold=t, cooldown_s=c, opposite_s=o, **r) for _, sm, t, c, o, r in rows[:8]],
-              open(cache.with_suffix(".json"), "w"), indent=1)
+    for k, run in enumerate(runs):
+        stream, _, fps, _, gestures, _, cache = run
+        ev = replay(run, sm, thr, cd, op)
+        pairs = pair_events(ev, gestures, fps)
+        print(stream)
+        for g, (lab, a, b) in enumerate(gestures):
+            if g not in pairs:
+                print(f"  missed {lab} frames {a}-{b}")
+        for i, e in enumerate(ev):
+            if i not in pairs.values():
+                lab, a, b = min(gestures, key=lambda g: min(abs(e["frame_id"] - g[1]), abs(e["frame_id"] - g[2])))
+                print(f"  wrong {e['label']} at frame {e['frame_id']}: nearest gesture {lab} {a}-{b} "
+                      f"({e['frame_id'] - b:+d} frames from its end)")
+        json.dump([dict(smoothing=sm_, threshold=t, cooldown_s=c, opposite_s=o, score=sc_, **rs[k])
+                   for sc_, sm_, t, c, o, rs in rows[:8]], open(cache.with_suffix(".json"), "w"), indent=1)
 
 
 if __name__ == "__main__":
