@@ -4,7 +4,7 @@ The model reads clips of 16 frames and windows of 8 clips 16 frames apart, so wh
 knows of a gesture's speed is frames, not seconds. A webcam that falls to 15 fps in a
 dim room shows every gesture twice as fast; a 60 fps camera, twice as slow. On the
 validation stream (seed 98) taken to 15 fps, the bundled model's Levenshtein accuracy
-fell from 0.890 to 0.462 (``docs/ablation.md``, "Session 7").
+fell from 0.897 to 0.441 (``docs/ablation.md``, "Session 7").
 
 :class:`FrameRateAdapter` puts the frames back on the model's clock: model frame ``j``
 shows the scene at ``t0 + j / fps``, built from the two source frames around that time.
@@ -12,7 +12,7 @@ Between them it interpolates along the optical flow (OpenCV's DIS, ultrafast pre
 0.3 ms for a 112x112 crop) because the backbone reads frame differences: repeating a
 frame (LA 0.483 at 15 fps) leaves every other difference empty, a cross-fade (LA 0.814)
 shows two half-strength hands, moving the pixels half way (LA 0.869) comes close to
-rendering at 30 fps (0.890).
+rendering at 30 fps (0.890; these four at session 5's debounce setting).
 
 * ``mode``: ``"flow"`` (default), ``"linear"`` (cross-fade, no flow), ``"nearest"``
   (repeat / skip frames).
