@@ -8,10 +8,11 @@ given: the numbers are timings only, the decisions mean nothing.
 
 What is measured, and how
 -------------------------
-* ``capture_fps``: frames committed to the ring / seconds of the run (after warm-up; the stop that
+* ``capture_fps``: frames read from the source / seconds of the run (after warm-up; the stop that
   follows, which may wait for a model call in flight, is not counted).
 * ``clips_per_s``: clips whose C3D features were computed / seconds since the first clip was due;
-  ``clips_needed_per_s`` = fps / stride is what keeping up requires.
+  ``clips_needed_per_s`` = fps / stride is what keeping up requires (the model's fps when the
+  source is resampled to it: ``model_fps``, ``realtime.framerate``).
 * ``stages_ms``: per-stage time of one frame (preprocess, on the capture thread) or one clip
   (c3d: a batched call divided by its size; head; debounce), median and p95, from
   :class:`~realtime.engine.Stats` (its bounded history: the last 4096 of each).
@@ -304,8 +305,9 @@ def live_bench(cfg: Config, width: float, precision: str, seconds: float, model_
     run_s = max(1e-9, min(elapsed, seconds))
     s = pipe.stats.snapshot()
     fps = float(source.fps)
+    model_fps = float(pipe.frame_rate)  # the ring's rate: the source's, or the model's when resampled
     stride, clip_len = cfg.pipeline.stride, cfg.pipeline.clip_len
-    clip_window = max(1e-9, run_s - (clip_len - 1) / fps)
+    clip_window = max(1e-9, run_s - (clip_len - 1) / model_fps)
     cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
     rt = np.asarray(render.times) * 1000 if render.times else np.zeros(1)
     peak = max(sampler.peak(), rss_end)
@@ -323,11 +325,12 @@ def live_bench(cfg: Config, width: float, precision: str, seconds: float, model_
         "build_s": round(build_s, 2),
         "warmup_s": round(warmup_s, 2),
         "fps_target": fps,
+        "model_fps": model_fps,
         "frames": s["frames"],
         "capture_fps": round(s["frames"] / run_s, 2),
         "clips": s["clips"],
         "clips_per_s": round(s["clips"] / clip_window, 2),
-        "clips_needed_per_s": round(fps / stride, 2),
+        "clips_needed_per_s": round(model_fps / stride, 2),
         "decisions": s["decisions"],
         "events": s["events"],
         "dropped_frames": int(pipe.dropped_frames),
