@@ -59,7 +59,13 @@ def run_live(args, cfg: Config, demo: bool = False) -> int:
                                 record_dir=args.record_dir or cfg.recorder.dir)
             sinks.append(window)
     pipe = Pipeline(source, model, cfg, sinks=sinks)
-    print(f"source: {source.name} ({source.fps:.0f} fps, {source.policy.value}); stride {cfg.pipeline.stride}, "
+    if pipe.adapter is None:
+        rate = ""
+    elif source.live:
+        rate = f", brought to the model's {pipe.frame_rate:g} fps if it runs more than 25% off"
+    else:
+        rate = f", resampled to the model's {pipe.frame_rate:g} fps ({cfg.capture.resample})"
+    print(f"source: {source.name} ({source.fps:.0f} fps, {source.policy.value}{rate}); stride {cfg.pipeline.stride}, "
           f"{cfg.pipeline.precision}", file=sys.stderr, flush=True)
     if window is not None:
         window.attach(pipe)
@@ -78,7 +84,7 @@ def run_live(args, cfg: Config, demo: bool = False) -> int:
     if n == 0:
         if s["decisions"] == 0:
             why = (f"no decisions were made: the head needs {cfg.pipeline.span} frames "
-                   f"({cfg.pipeline.span / source.fps:.1f} s) before its first decision")
+                   f"({cfg.pipeline.span / pipe.frame_rate:.1f} s) before its first decision")
         elif model.untrained:
             why = "the model is untrained, so nothing passed the threshold"
         else:
