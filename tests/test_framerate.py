@@ -19,7 +19,8 @@ from realtime.errors import GestureError  # noqa: E402
 from realtime.framerate import FrameRateAdapter, interpolate, to_rate, video_fps  # noqa: E402
 from realtime.modelio import check_against_config, read_spec  # noqa: E402
 from realtime.pipeline import Pipeline  # noqa: E402
-from realtime.sources import VideoFileSource  # noqa: E402
+from realtime.ringbuffer import DropPolicy  # noqa: E402
+from realtime.sources import FrameSource, VideoFileSource  # noqa: E402
 
 
 def _frames(n, seed=0):
@@ -181,3 +182,44 @@ def test_resample_off_written_bare_in_yaml_means_off(tmp_path):
     p.write_text("capture:\n  resample: cubic\n")
     with pytest.raises(ConfigError, match=r"'capture.resample' must be one of \['flow', 'linear', 'nearest', 'off'\]"):
         load_config(p)
+
+
+def test_a_jittery_live_15_fps_clock_still_gives_30_fps():
+    rng = np.random.default_rng(0)
+    n = 300
+    t = np.arange(n) / 15 + rng.uniform(-0.012, 0.012, n)  # capture stamps wobble by up to 12 ms
+    ad = FrameRateAdapter(30, "linear")
+    out = [f for i in range(n) for f in ad.push(_frames(1, i)[0], float(t[i]))]
+    assert abs(len(out) - (t[-1] - t[0]) * 30) <= 2
+    assert ad.source_fps() == pytest.approx(15, rel=0.05)
+
+
+class PacedCamera(FrameSource):
+    """A live camera paced at ``fps`` (real sleeps), ``n`` frames then the end."""
+
+    name, live, fps, policy = "paced fake camera", True, 15.0, DropPolicy.DROP_OLDEST
+
+    def __init__(self, n):
+        self.frames, self.n, self.i, self.t0 = helpers.make_frames(40, width=64, height=48), n, 0, None
+
+    def read(self):
+        import time
+
+        if self.i >= self.n:
+            return None
+        self.t0 = self.t0 or time.monotonic()
+        time.sleep(max(0.0, self.t0 + self.i / self.fps - time.monotonic()))
+        self.i += 1
+        return self.frames[self.i % 40]
+
+@pytest.mark.timeout(60)
+def test_a_live_15_fps_camera_is_resampled_by_its_capture_times(small):
+    cfg, model = small
+    cam = PacedCamera(75)  # 5 s
+    keep = Keep()
+    p = Pipeline(cam, model, cfg.replace(**{"capture.buffer_frames": 400}), sinks=[keep], warmup=True)
+    p.run()
+    assert p.frame_rate == 30.0 and p.stats.frames == 75
+    assert 2 * 75 - 8 <= p.ring.written <= 2 * 75  # ~30 fps into the ring, from real capture stamps
+    assert keep.preds and all(0 <= q.frame_id < 75 for q in keep.preds)
+    assert [q.frame_id for q in keep.preds] == sorted(q.frame_id for q in keep.preds)
