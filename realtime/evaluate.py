@@ -186,6 +186,8 @@ def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path 
     events = [e.to_json() for e in pipe.events]
     res = match_events(events, gestures, src.fps, pipe.stats.frames)
     res["frames"] = pipe.stats.frames
+    res["source_fps"] = float(src.fps)
+    res["model_fps"] = float(pipe.frame_rate)  # differs when the stream was resampled (realtime.framerate)
     res["events"] = events
     return res
 

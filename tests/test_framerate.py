@@ -223,3 +223,16 @@ def test_a_live_15_fps_camera_is_resampled_by_its_capture_times(small):
     assert 2 * 75 - 8 <= p.ring.written <= 2 * 75  # ~30 fps into the ring, from real capture stamps
     assert keep.preds and all(0 <= q.frame_id < 75 for q in keep.preds)
     assert [q.frame_id for q in keep.preds] == sorted(q.frame_id for q in keep.preds)
+
+
+@pytest.mark.timeout(60)
+def test_eval_on_a_15_fps_stream_reports_both_rates_and_source_frames(small, tmp_path):
+    from realtime.evaluate import eval_stream
+
+    cfg, model = small
+    path, _ = helpers.write_video(tmp_path / "s.mp4", n=150, width=64, height=48, fps=15.0)
+    (tmp_path / "s.csv").write_text("label,start_frame,end_frame\nShake_Hand,60,80\n")
+    res = eval_stream(model, cfg, path, None)
+    assert res["source_fps"] == pytest.approx(15.0) and res["model_fps"] == 30.0 and res["frames"] == 150
+    assert all(0 <= e["frame_id"] < 150 for e in res["events"])
+    assert res["no_gesture_minutes"] == pytest.approx((150 - 21) / 15 / 60)
