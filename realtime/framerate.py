@@ -80,6 +80,7 @@ class FrameRateAdapter:
         self._flow = _dis() if mode == "flow" else None
         self.emitted = 0          # model frames out
         self.interpolated = 0     # of them, made between two source frames
+        self.resampling = False   # what the last frame did (read by the overlay from another thread)
 
     def source_fps(self) -> float | None:
         """The source's rate over the last frames (median interval), or None before two frames."""
@@ -99,7 +100,8 @@ class FrameRateAdapter:
         if dt > self.max_gap_s:
             return self._restart(frame, t)
         self._dt.append(dt)
-        if self.passes_through():
+        self.resampling = not self.passes_through()
+        if not self.resampling:
             return self._restart(frame, t)
         out = []
         eps = 1e-6

@@ -403,8 +403,10 @@ class OverlayApp:
         lat = (1000 * (pred.decided_time - pred.capture_time)) if pred is not None else float("nan")
         p95 = s.get("latency_p95_ms", float("nan"))
         dropped = getattr(self.pipeline, "dropped_frames", 0) if self.pipeline is not None else 0
+        ad = getattr(self.pipeline, "adapter", None)
+        to = f" -> {self.pipeline.frame_rate:g}" if ad is not None and ad.resampling else ""
         rows = [
-            ("capture", f"{s.get('capture_fps', 0.0):.1f} fps"),
+            ("capture", f"{s.get('capture_fps', 0.0):.1f} fps{to}"),
             ("inference", f"{s.get('clips_per_s', 0.0):.1f} clips/s"),
             ("latency", "-" if np.isnan(lat) else f"{lat:.0f} ms (p95 {p95:.0f})"),
             ("dropped", f"{dropped} frames"),

@@ -34,8 +34,9 @@ def _push_all(ad, frames, fps):
 @pytest.mark.parametrize("fps", [30.0, 29.97, 31.0, 24.0, 25.0, 36.0])
 def test_a_source_at_the_model_rate_passes_through_unchanged(fps):
     src = _frames(90)
-    out = _push_all(FrameRateAdapter(30, "flow"), src, fps)
-    assert [i for i, _ in out] == list(range(90))
+    ad = FrameRateAdapter(30, "flow")
+    out = _push_all(ad, src, fps)
+    assert [i for i, _ in out] == list(range(90)) and not ad.resampling
     assert all(np.array_equal(f, src[i]) for i, f in out)
 
 
@@ -43,7 +44,7 @@ def test_15_fps_gets_one_in_between_frame_per_pair():
     src = _frames(40)
     ad = FrameRateAdapter(30, "linear")
     out = _push_all(ad, src, 15.0)
-    assert len(out) == 2 * 40 - 1 and ad.interpolated == 39
+    assert len(out) == 2 * 40 - 1 and ad.interpolated == 39 and ad.resampling
     for k in range(1, 40):
         (_, mid), (i, same) = out[2 * k - 1], out[2 * k]
         assert i == k and np.array_equal(same, src[k])  # model frame 2k is source frame k itself
