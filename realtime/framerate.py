@@ -78,13 +78,12 @@ class FrameRateAdapter:
         self._prev_t = 0.0
         self._next_t = 0.0        # time of the next model frame to emit
         self._flow = _dis() if mode == "flow" else None
-        self.emitted = 0          # model frames out
         self.interpolated = 0     # of them, made between two source frames
         self.resampling = False   # what the last frame did (read by the overlay from another thread)
 
     def source_fps(self) -> float | None:
         """The source's rate over the last frames (median interval), or None before two frames."""
-        return 1.0 / float(np.median(self._dt)) if self._dt and np.median(self._dt) > 0 else None
+        return 1.0 / float(np.median(self._dt)) if self._dt else None  # intervals are all > 0
 
     def passes_through(self) -> bool:
         r = self.source_fps()
@@ -120,14 +119,12 @@ class FrameRateAdapter:
                 self.interpolated += 1
             self._next_t += 1.0 / self.fps
         self._prev, self._prev_t = frame.copy(), t
-        self.emitted += len(out)
         return out
 
     def _restart(self, frame: np.ndarray, t: float) -> list[np.ndarray]:
         """Emit ``frame`` as it is and put the model clock on it."""
         self._prev, self._prev_t = frame.copy(), t
         self._next_t = t + 1.0 / self.fps
-        self.emitted += 1
         return [frame.copy()]
 
 
