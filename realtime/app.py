@@ -63,8 +63,10 @@ def run_live(args, cfg: Config, demo: bool = False) -> int:
         rate = ""
     elif source.live:
         rate = f", brought to the model's {pipe.frame_rate:g} fps if it runs more than 25% off"
-    else:
+    elif abs(source.fps / pipe.frame_rate - 1) > pipe.adapter.tolerance:
         rate = f", resampled to the model's {pipe.frame_rate:g} fps ({cfg.capture.resample})"
+    else:
+        rate = ""
     print(f"source: {source.name} ({source.fps:.0f} fps, {source.policy.value}{rate}); stride {cfg.pipeline.stride}, "
           f"{cfg.pipeline.precision}", file=sys.stderr, flush=True)
     if window is not None:

@@ -23,6 +23,9 @@ rendering at 30 fps (0.890; these four at session 5's debounce setting).
   0.887 with 4 of every 5 frames interpolated; at 20 fps it is 0.650 as it is, 0.811 resampled).
 * A gap longer than ``max_gap_s`` (a stalled camera) is not filled with invented frames: the
   clock restarts at the next frame, as after dropped frames.
+* The times come from the caller: a file's own frame timestamps (so a variable-frame-rate video
+  is resampled only where it runs slow), a camera's capture times. The rate is the median of the
+  last ``history`` intervals, so a change of rate is followed within about 8 frames.
 
 Example (model 30 fps, a 15 fps source)::
 

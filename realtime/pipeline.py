@@ -54,7 +54,8 @@ class CaptureThread(threading.Thread):
 
     With an ``adapter`` (:class:`FrameRateAdapter`) the crops go through it first and the ring
     holds frames at the model's rate, each committed with the source frame it shows. Its clock
-    is the frame index / the file's fps for files (deterministic), the capture time for cameras.
+    is the file's own frame times (deterministic; the frame index / fps where a source has none),
+    the capture time for cameras.
 
     A lost live source (camera unplugged) is retried with exponential backoff
     (0.1 s .. 2 s); ``status`` says "camera lost" meanwhile.
@@ -127,7 +128,8 @@ class CaptureThread(threading.Thread):
             else:
                 t0 = time.perf_counter()
                 crop_frame(image, pre, size, out=self._scratch, source=f"{self.source.name} frame {fid}")
-                clock = t if self.source.live else fid / self.source.fps
+                mt = self.source.media_time
+                clock = t if self.source.live else (mt if mt is not None else fid / self.source.fps)
                 frames = self.adapter.push(self._scratch, clock)
                 self.stats.add("preprocess", time.perf_counter() - t0)
                 for crop in frames:
@@ -169,11 +171,9 @@ class Pipeline:
         self.latest = LatestFrame()
         # the ring runs at the model's frame rate unless resampling is off (then at the source's)
         rate = float(getattr(model.spec, "fps", cfg.pipeline.fps))
-        self.adapter = None
-        if cfg.capture.resample != "off":
-            self.adapter = FrameRateAdapter(rate, cfg.capture.resample)
-            if not source.live and abs(source.fps / rate - 1) <= self.adapter.tolerance:
-                self.adapter = None  # a file at the model's rate: frames go straight in, ids unchanged
+        # (a source at the model's rate passes through it unchanged, ids and all; a variable-rate file
+        # is resampled only where it runs more than 25% off)
+        self.adapter = FrameRateAdapter(rate, cfg.capture.resample) if cfg.capture.resample != "off" else None
         self.frame_rate = rate if self.adapter is not None else float(source.fps)
         self.engine = InferenceEngine(model, cfg, fps=self.frame_rate, stats=self.stats)
         self.last_prediction: Prediction | None = None

@@ -34,6 +34,7 @@ class FrameSource:
     policy: DropPolicy = DropPolicy.DROP_OLDEST
     paced: bool = False   # True: read() itself keeps the source's frame rate
     live: bool = True     # True: may be lost and come back (retry with backoff)
+    media_time: float | None = None  # seconds: when the frame last read was shown, where the source knows it
 
     def open(self) -> "FrameSource":
         return self
@@ -100,7 +101,9 @@ class CameraSource(FrameSource):
 class VideoFileSource(FrameSource):
     """A video file. Default: every frame, as fast as the worker takes them (deterministic).
 
-    ``realtime=True`` plays it at its own frame rate and drops like a camera.
+    ``realtime=True`` plays it at its own frame rate and drops like a camera. ``media_time`` is each
+    frame's presentation time from the file, so a variable-frame-rate video (a phone that drops to
+    15 fps in the dark halfway through) is timed as it was filmed, not at its average rate.
     """
 
     live = False
@@ -134,11 +137,17 @@ class VideoFileSource(FrameSource):
         ok, frame = self.cap.read()
         if not ok or frame is None:
             return None
+        t = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        prev = self.media_time
+        if prev is None:
+            t = t if 0.0 <= t < 1e7 else 0.0
+        elif not prev < t < prev + 60.0:  # a container without usable timestamps: the nominal rate
+            t = prev + 1.0 / self.fps
+        self.media_time = t
         if self.realtime:
             if self._t0 is None:
-                self._t0 = time.monotonic()
-            due = self._t0 + self._n / self.fps
-            delay = due - time.monotonic()
+                self._t0 = time.monotonic() - t
+            delay = self._t0 + t - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
         self._n += 1

@@ -237,3 +237,49 @@ def test_eval_on_a_15_fps_stream_reports_both_rates_and_source_frames(small, tmp
     assert res["source_fps"] == pytest.approx(15.0) and res["model_fps"] == 30.0 and res["frames"] == 150
     assert all(0 <= e["frame_id"] < 150 for e in res["events"])
     assert res["no_gesture_minutes"] == pytest.approx((150 - 21) / 15 / 60)
+
+
+def _vfr_video(tmp_path) -> Path:
+    """A real variable-frame-rate file (as phones write them): 2 s at 30 fps, then 4 s at 15 fps."""
+    import shutil
+    import subprocess
+
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("needs the ffmpeg command to write a variable-frame-rate video")
+    out = tmp_path / "vfr.mp4"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=30", "-t", "6",
+                    "-vf", r"select='lt(t\,2)+gte(t\,2)*not(mod(n\,2))'", "-vsync", "vfr",
+                    "-c:v", "mpeg4", "-q:v", "3", str(out)], check=True, timeout=60)
+    return out
+
+
+@pytest.mark.timeout(60)
+def test_a_variable_frame_rate_file_is_timed_as_it_was_filmed(small, tmp_path):
+    cfg, model = small
+    path = _vfr_video(tmp_path)
+    src = VideoFileSource(path).open()
+    assert 15 < src.fps < 30  # OpenCV reports the average rate
+    keep = Keep()
+    p = Pipeline(src, model, cfg, sinks=[keep], warmup=False)
+    p.run()
+    assert p.stats.frames == 120 and src.media_time == pytest.approx(2 + 59 / 15, abs=1e-3)
+    # the 30 fps part passes through, the 15 fps part gets an in-between frame per pair (timed by the
+    # file's average 20 fps instead, nearly every frame would have been made up)
+    assert abs(p.ring.written - (60 + 2 * 60)) <= 8
+    assert 50 <= p.adapter.interpolated <= 62
+    ids = [q.frame_id for q in keep.preds]
+    assert ids == sorted(ids) and 0 <= ids[0] and ids[-1] < 120
+    p2 = Pipeline(VideoFileSource(path).open(), model, cfg.replace(**{"capture.resample": "off"}), warmup=False)
+    p2.run()
+    assert p2.ring.written == 120
+
+
+def test_file_frame_times_come_from_the_file(tmp_path):
+    path, _ = helpers.write_video(tmp_path / "s.mp4", n=20, width=64, height=48, fps=15.0)
+    src = VideoFileSource(path).open()
+    times = []
+    while src.read() is not None:
+        times.append(src.media_time)
+    src.close()
+    np.testing.assert_allclose(times, np.arange(20) / 15.0, atol=1e-3)
