@@ -26,7 +26,7 @@ import numpy as np
 from .config import Config
 from .errors import GestureError
 from .features import read_video
-from .framerate import to_rate, video_fps
+from .framerate import to_rate
 from .preprocess import crop_frames
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -103,12 +103,12 @@ def _read_folder(d: Path, labels) -> list[Item]:
 
 def load_crops(item: Item, cfg: Config) -> np.ndarray:
     """``(T, size, size, 3) uint8`` model-ready crops of one clip."""
-    frames = read_video(item.path)
+    frames, fps = read_video(item.path, with_fps=True)
     s = cfg.pipeline.size
     if not (item.precropped and frames.shape[1:3] == (s, s)):
         frames = crop_frames(frames, cfg.preprocess, s)
     # at the model's frame rate, as the live path sees it (a 15 fps recording is not a fast gesture)
-    return to_rate(frames, video_fps(item.path), cfg.pipeline.fps, cfg.capture.resample)
+    return to_rate(frames, fps, cfg.pipeline.fps, cfg.capture.resample)
 
 
 def content_key(path: Path, extra: str = "") -> str:

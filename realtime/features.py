@@ -13,11 +13,13 @@ import numpy as np
 
 from .config import Config
 from .errors import GestureError
+from .framerate import video_fps
 from .preprocess import clip_starts, crop_frames, to_model_input
 
 
-def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
-    """All frames of a video as ``(T, H, W, 3) uint8 BGR``. Errors name the file."""
+def read_video(path: str | Path, max_frames: int | None = None, with_fps: bool = False):
+    """All frames of a video as ``(T, H, W, 3) uint8 BGR`` (and its frame rate, 30 when the file does
+    not say, with ``with_fps``). Errors name the file."""
     path = Path(path)
     if not path.exists():
         raise GestureError(f"{path}: video file not found")
@@ -25,6 +27,7 @@ def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
     if not cap.isOpened():
         cap.release()
         raise GestureError(f"{path}: cannot open as a video (unsupported or corrupt file)")
+    fps = video_fps(cap)
     frames = []
     shape = None
     try:
@@ -45,7 +48,7 @@ def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
         cap.release()
     if not frames:
         raise GestureError(f"{path}: video has no readable frames (empty or corrupt)")
-    return np.stack(frames)
+    return (np.stack(frames), fps) if with_fps else np.stack(frames)
 
 
 def video_crops(path: str | Path, cfg: Config) -> np.ndarray:

@@ -131,13 +131,17 @@ class FrameRateAdapter:
         return [frame.copy()]
 
 
-def video_fps(path) -> float:
-    """A video file's frame rate as OpenCV reads it (30 when the file does not say)."""
-    cap = cv2.VideoCapture(str(path))
-    try:
-        fps = cap.get(cv2.CAP_PROP_FPS)
-    finally:
-        cap.release()
+def video_fps(video) -> float:
+    """A video's frame rate as OpenCV reads it (30 when the file does not say): a path, or an open
+    ``cv2.VideoCapture`` (not opened again)."""
+    if isinstance(video, cv2.VideoCapture):
+        fps = video.get(cv2.CAP_PROP_FPS)
+    else:
+        cap = cv2.VideoCapture(str(video))
+        try:
+            fps = cap.get(cv2.CAP_PROP_FPS)
+        finally:
+            cap.release()
     return float(fps) if fps and 1 <= fps <= 240 else 30.0
 
 

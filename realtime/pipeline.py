@@ -71,7 +71,7 @@ class CaptureThread(threading.Thread):
         self.adapter = adapter
         self.error: BaseException | None = None
         self.frame_id = 0       # source frames read
-        self.ring_id = 0        # frames committed to the ring (model frames)
+        self.ring_id = 0        # frames committed to the ring through the adapter (model frames)
         self.lost_count = 0
         self._scratch = np.empty((cfg.pipeline.size, cfg.pipeline.size, 3), np.uint8)
 
@@ -124,7 +124,6 @@ class CaptureThread(threading.Thread):
                 crop_frame(image, pre, size, out=slot, source=f"{self.source.name} frame {fid}")
                 self.stats.add("preprocess", time.perf_counter() - t0)
                 self.ring.commit(fid, t)
-                self.ring_id = fid + 1
             else:
                 t0 = time.perf_counter()
                 crop_frame(image, pre, size, out=self._scratch, source=f"{self.source.name} frame {fid}")
@@ -170,7 +169,7 @@ class Pipeline:
         self.eof_event = threading.Event()
         self.latest = LatestFrame()
         # the ring runs at the model's frame rate unless resampling is off (then at the source's)
-        rate = float(getattr(model.spec, "fps", cfg.pipeline.fps))
+        rate = float(model.spec.fps)
         # (a source at the model's rate passes through it unchanged, ids and all; a variable-rate file
         # is resampled only where it runs more than 25% off)
         self.adapter = FrameRateAdapter(rate, cfg.capture.resample) if cfg.capture.resample != "off" else None

@@ -297,7 +297,7 @@ def load_stream(path, cfg: Config, factor: int = DOWNSAMPLE):
     if not cap.isOpened():
         raise GestureError(f"{path}: cannot open as a video (unsupported or corrupt file)")
     n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    src_fps = video_fps(path)
+    src_fps = video_fps(cap)
     s = cfg.pipeline.size // factor
     ad = None  # a stream at another frame rate is brought to the model's, as live, annotations with it
     if cfg.capture.resample != "off" and abs(src_fps / cfg.pipeline.fps - 1) > TOLERANCE:
