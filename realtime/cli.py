@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default=None, metavar="MODEL_DIR",
                    help="small: fine-tune this model folder (e.g. models/synthetic_small on your own recorded "
                         "clips) instead of starting from random weights; width, downsample and head come from it")
+    p.add_argument("--head-only", action="store_true",
+                   help="small, with --init: keep its backbone exactly as it is and retrain only the head "
+                        "(stage 2: minutes on a CPU, where stage 1 takes hours)")
     p.add_argument("--epochs", type=int, default=None,
                    help="small: passes over the training clips in stage 1 (default: run for --minutes); "
                         "--weights: head epochs")

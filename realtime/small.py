@@ -426,6 +426,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
         raise GestureError(f"--sampler-procs {procs}: must be 0 (threads) or more")
     background = not getattr(args, "no_background", False)
     init = _init_spec(args, cfg) if getattr(args, "init", None) else None
+    head_only = bool(getattr(args, "head_only", False))  # --init's backbone as it is: no stage 1
     if init is not None:
         ds = int(init.backbone.get("downsample", 1))
     clips, skipped = load_dataset(args.meta, cfg, args.strict)
@@ -444,9 +445,11 @@ def train_small(args, cfg: Config, out: Path) -> int:
     sampler = ClipSampler(train_set, labels, np.random.default_rng(args.seed), p.clip_len, background=background,
                           streams=pieces)
     vs = ClipSampler(val_set, labels, np.random.default_rng(12345), p.clip_len, aug=False, background=background)
-    val_batches = [vs.batch(BATCH, cfg.preprocess) for _ in range(max(2, min(8, len(val_set) // 8)))]
-    stream_val = _piece_batches(StreamPieces(streams, bg, p.clip_len, part=(0.8, 1.0)), cfg, 6)
-    batches = Prefetch(sampler, batch, cfg.preprocess, args.seed, None, procs or min(4, cores), processes=procs > 0)
+    if not head_only:
+        val_batches = [vs.batch(BATCH, cfg.preprocess) for _ in range(max(2, min(8, len(val_set) // 8)))]
+        stream_val = _piece_batches(StreamPieces(streams, bg, p.clip_len, part=(0.8, 1.0)), cfg, 6)
+        batches = Prefetch(sampler, batch, cfg.preprocess, args.seed, None, procs or min(4, cores),
+                           processes=procs > 0)
     keras.utils.set_random_seed(args.seed)
     width = init.width if init is not None else (args.width or 0.125)
     spec = ModelSpec.from_config(cfg, width=width, head_kind=getattr(args, "head", None) or "small")
@@ -473,7 +476,11 @@ def train_small(args, cfg: Config, out: Path) -> int:
         from .modelio import load_model
 
         src = load_model(args.init, cfg)
-    if state_path.exists():
+    if head_only:
+        _copy_trained_layers(src.backbone, body)
+        state["stage1_done"] = True
+        print(f"starting from {args.init}: its backbone unchanged (--head-only), its head retrained", file=sys.stderr)
+    elif state_path.exists():
         state = json.loads(state_path.read_text())
         clf.optimizer.build(clf.trainable_variables)  # so the saved Adam moments load too
         clf.load_weights(str(ckpt / "stage1.weights.h5"))
@@ -483,59 +490,59 @@ def train_small(args, cfg: Config, out: Path) -> int:
         acc, n = _start_from(src, body, clf, sampler, cfg, args.seed)
         print(f"starting from {args.init}: its backbone, and a clip classifier fitted on its features "
               f"(accuracy {acc:.3f} on {n} training clips)", file=sys.stderr)
-    ckpt.mkdir(parents=True, exist_ok=True)
+    if not head_only:  # -- stage 1: the backbone on single clips (--head-only keeps --init's) ------
+        ckpt.mkdir(parents=True, exist_ok=True)
 
-    def save_state():
-        clf.save_weights(str(ckpt / "stage1.tmp.weights.h5"))
-        os.replace(ckpt / "stage1.tmp.weights.h5", ckpt / "stage1.weights.h5")
-        tmp = state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, state_path)
+        def save_state():
+            clf.save_weights(str(ckpt / "stage1.tmp.weights.h5"))
+            os.replace(ckpt / "stage1.tmp.weights.h5", ckpt / "stage1.weights.h5")
+            tmp = state_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state))
+            os.replace(tmp, state_path)
 
-    # -- stage 1: the backbone on single clips ------------------------------------------------------
-    stage1_s = budget_s * STAGE1_FRACTION
-    max_steps = int(np.ceil(args.epochs * len(train_set) / batch)) if args.epochs else 10**9
-    eval_every = 50 * max(1, batch // BATCH)  # history points (validation + checkpoint) stay a small share of the time
-    bar = tqdm(desc="stage 1: backbone on clips", unit="step", initial=state["step"], disable=None)
-    run_loss = []
-    t1 = time.monotonic() - state["seconds"]
-    batches.start(state["step"])
-    try:
-        while not state["stage1_done"]:
-            elapsed = time.monotonic() - t1
-            if elapsed > stage1_s or state["step"] >= max_steps:
-                state["stage1_done"] = True
-                break
-            frac = state["step"] / max_steps if args.epochs else elapsed / stage1_s
-            clf.optimizer.learning_rate.assign(base_lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))))
-            x, y = batches.get()
-            run_loss.append(float(clf.train_on_batch(x, y)))
-            state["step"] += 1
-            state["seconds"] = time.monotonic() - t1
-            bar.update(1)
-            if state["step"] % eval_every == 0:
-                state["history"].append(_stage1_point(clf, state, run_loss[-eval_every:], val_batches, stream_val))
-                va_acc = state["history"][-1]["val_acc"]
-                save_state()
-                bar.set_postfix(loss=f"{run_loss[-1]:.3f}", val_acc=f"{va_acc:.3f}")
-                if bar.disable:
-                    h = state["history"][-1]
-                    sv = f", stream pieces {h['val_stream_acc']:.3f}" if "val_stream_acc" in h else ""
-                    print(f"stage 1 step {state['step']}: loss {h['loss']:.3f} "
-                          f"val clip-piece accuracy {va_acc:.3f}{sv} ({state['seconds'] / 60:.1f} min)",
-                          file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
+        stage1_s = budget_s * STAGE1_FRACTION
+        max_steps = int(np.ceil(args.epochs * len(train_set) / batch)) if args.epochs else 10**9
+        eval_every = 50 * max(1, batch // BATCH)  # history points (validation + checkpoint) stay a small share of the time
+        bar = tqdm(desc="stage 1: backbone on clips", unit="step", initial=state["step"], disable=None)
+        run_loss = []
+        t1 = time.monotonic() - state["seconds"]
+        batches.start(state["step"])
+        try:
+            while not state["stage1_done"]:
+                elapsed = time.monotonic() - t1
+                if elapsed > stage1_s or state["step"] >= max_steps:
+                    state["stage1_done"] = True
+                    break
+                frac = state["step"] / max_steps if args.epochs else elapsed / stage1_s
+                clf.optimizer.learning_rate.assign(base_lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))))
+                x, y = batches.get()
+                run_loss.append(float(clf.train_on_batch(x, y)))
+                state["step"] += 1
+                state["seconds"] = time.monotonic() - t1
+                bar.update(1)
+                if state["step"] % eval_every == 0:
+                    state["history"].append(_stage1_point(clf, state, run_loss[-eval_every:], val_batches, stream_val))
+                    va_acc = state["history"][-1]["val_acc"]
+                    save_state()
+                    bar.set_postfix(loss=f"{run_loss[-1]:.3f}", val_acc=f"{va_acc:.3f}")
+                    if bar.disable:
+                        h = state["history"][-1]
+                        sv = f", stream pieces {h['val_stream_acc']:.3f}" if "val_stream_acc" in h else ""
+                        print(f"stage 1 step {state['step']}: loss {h['loss']:.3f} "
+                              f"val clip-piece accuracy {va_acc:.3f}{sv} ({state['seconds'] / 60:.1f} min)",
+                              file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            bar.close()
+            save_state()
+            print(f"\ninterrupted: checkpoint kept in {ckpt}; run the same command to resume", file=sys.stderr)
+            raise
+        finally:
+            batches.close()
         bar.close()
         save_state()
-        print(f"\ninterrupted: checkpoint kept in {ckpt}; run the same command to resume", file=sys.stderr)
-        raise
-    finally:
-        batches.close()
-    bar.close()
-    save_state()
-    if not state["history"] or state["history"][-1]["step"] != state["step"]:
-        state["history"].append(_stage1_point(clf, state, run_loss[-eval_every:], val_batches, stream_val))
-        save_state()
+        if not state["history"] or state["history"][-1]["step"] != state["step"]:
+            state["history"].append(_stage1_point(clf, state, run_loss[-eval_every:], val_batches, stream_val))
+            save_state()
 
     # -- stage 2: features of clips in context, the head on windows ----------------------------------
     predict = predict_fn(body)
@@ -598,7 +605,8 @@ def train_small(args, cfg: Config, out: Path) -> int:
                          downsample=ds, name="c3d")
     _copy_trained_layers(body, backbone)
     minutes = round((time.monotonic() - t_start) / 60, 1)
-    origin = f"fine-tuned from {args.init}" if init is not None else "trained from scratch"
+    origin = (f"the head retrained on the backbone of {args.init}" if head_only
+              else f"fine-tuned from {args.init}" if init is not None else "trained from scratch")
     spec.trained = {
         "summary": f"small C3D width {width} {origin} on {len(tr)} clips (two stages)",
         "context": "black" if black else "held", "background_class": background, "head": kind,
@@ -606,7 +614,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
         "streams": [str(x) for x in (getattr(args, "stream", None) or [])], "minutes": minutes,
     }
     if init is not None:
-        spec.trained["init"] = {"model": str(args.init), "trained": init.trained}
+        spec.trained["init"] = {"model": str(args.init), "trained": init.trained, "head_only": head_only}
     model = LoadedModel(spec, backbone, head)
     eval_idx = va or tr
     y_true, y_pred, _ = clip_predictions(model, cfg, [clips[i].crops for i in eval_idx],
@@ -695,7 +703,9 @@ def _card(spec, metrics: dict, args) -> str:
     t = spec.trained
     side = spec.size // spec.backbone["downsample"]
     cmd = "gesture " + " ".join(shlex.quote(a) for a in getattr(args, "argv", sys.argv[1:]))
-    origin = f"fine-tuned from `{t['init']['model']}`" if "init" in t else "trained from scratch"
+    origin = ("trained from scratch" if "init" not in t else
+              f"taken unchanged from `{t['init']['model']}` (`--head-only`)" if t["init"].get("head_only")
+              else f"fine-tuned from `{t['init']['model']}`")
     data = "\n".join(f"- clips: `{m}`" for m in t["metas"]) + "".join(f"\n- stream: `{x}`" for x in t["streams"])
     return f"""# Model card: {Path(args.out).name}
 
@@ -709,7 +719,7 @@ then a {t['head']} BiLSTM head on windows of 8 of its features (`realtime/small.
 ```
 
 Seed {t['seed']}; {metrics['n_train']} training / {metrics['n_val']} validation clips (split by video); stage 1 ran
-{t['stage1_steps']} steps; {t['minutes']} minutes in all.
+{t['stage1_steps']} steps{" (the backbone was not trained)" if not t['stage1_steps'] else ""}; {t['minutes']} minutes in all.
 
 {data}
 

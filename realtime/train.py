@@ -124,6 +124,8 @@ def train_command(args, cfg: Config) -> int:
         raise GestureError("--stream trains the small backbone's head; it cannot be combined with --weights")
     if args.weights and getattr(args, "init", None):
         raise GestureError("--init fine-tunes a small-backbone model; it cannot be combined with --weights")
+    if getattr(args, "head_only", False) and not getattr(args, "init", None):
+        raise GestureError("--head-only retrains the head of an existing model: give it --init MODEL_DIR")
     if args.weights:
         return train_frozen(args, cfg, out)
     return train_small(args, cfg, out)
