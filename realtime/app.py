@@ -67,8 +67,9 @@ def run_live(args, cfg: Config, demo: bool = False) -> int:
         rate = f", resampled to the model's {pipe.frame_rate:g} fps ({cfg.capture.resample})"
     else:
         rate = ""
+    views = ", mirror averaging" if pipe.engine.mirror else ""
     print(f"source: {source.name} ({source.fps:.0f} fps, {source.policy.value}{rate}); stride {cfg.pipeline.stride}, "
-          f"{cfg.pipeline.precision}", file=sys.stderr, flush=True)
+          f"{cfg.pipeline.precision}{views}", file=sys.stderr, flush=True)
     if window is not None:
         window.attach(pipe)
     try:

@@ -320,6 +320,7 @@ def live_bench(cfg: Config, width: float, precision: str, seconds: float, model_
         "precision": precision,
         "stride": stride,
         "max_batch": cfg.pipeline.max_batch,
+        "mirror_average": bool(pipe.engine.mirror),  # two backbone views per clip
         "seconds": float(seconds),
         "elapsed_s": round(elapsed, 2),
         "build_s": round(build_s, 2),
@@ -498,8 +499,8 @@ def live_table(r: dict) -> str:
     m = r["machine"]
     rows = [
         ("machine", f"{m.get('cpu')}, {m.get('cores')} cores ({' '.join(m.get('isa', []))})"),
-        ("model", f"C3D width {r['width']} ({r['backbone']}, {r['feature_dim']}-d fc7), {r['precision']}; "
-                  f"{r['note']}"),
+        ("model", f"C3D width {r['width']} ({r['backbone']}, {r['feature_dim']}-d fc7), {r['precision']}"
+                  f"{', mirror averaging (2 views a clip)' if r.get('mirror_average') else ''}; {r['note']}"),
         ("run", f"{r['elapsed_s']:.0f} s at {r['fps_target']:.0f} fps, stride {r['stride']}, "
                 f"max batch {r['max_batch']} (warm-up {r['warmup_s']:.1f} s)"),
         ("capture fps", _fmt(r["capture_fps"])),

@@ -50,6 +50,7 @@ class PipelineConfig:
     precision: str = field(default="fp32", metadata=_rng(choices=("fp32", "bf16")))
     max_batch: int = field(default=4, metadata=_rng(1, 64))
     fps: float = field(default=30.0, metadata=_rng(1, 240))
+    mirror_average: str = field(default="auto", metadata=_rng(choices=("auto", "on", "off")))
 
     @property
     def span(self) -> int:
@@ -168,8 +169,11 @@ def _check(key: str, tp, value, meta, source: str):
             raise ConfigError(f"{where}'{key}' must be a finite number, got {shown}")
         value = number
     elif tp is str:
-        if value is False and "off" in ((meta or {}).get("choices") or ()):
+        choices = (meta or {}).get("choices") or ()
+        if value is False and "off" in choices:
             value = "off"  # YAML 1.1 reads a bare `off` as false
+        elif value is True and "on" in choices:
+            value = "on"  # and a bare `on` as true
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}'{key}' must be a non-empty string, got {value!r}")
     elif origin is tuple:

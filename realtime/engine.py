@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import mirror
 from .config import Config
 from .debounce import Debouncer
 from .modelio import LoadedModel, predict_fn
@@ -168,14 +169,18 @@ class InferenceEngine:
         # uint8 crops in: the mean subtraction runs inside the compiled call (no float copy in NumPy)
         self._bb = predict_fn(model.backbone, mean_bgr=cfg.preprocess.mean_bgr)
         self._head = predict_fn(model.head)
+        # pipeline.mirror_average: each clip is also seen mirrored; features[end] holds (views, D), views 1 or 2
+        self.mirror = mirror.enabled(p.mirror_average, model.spec)
+        self._views = 2 if self.mirror else 1
+        self._swap = mirror.swap_index(self.labels)
         self.features: dict[int, np.ndarray] = {}
         self._feat_dim = model.feature_dim
-        self._win = np.zeros((p.max_batch, self.window, self._feat_dim), np.float32)
+        self._win = np.zeros((self._views * p.max_batch, self.window, self._feat_dim), np.float32)
 
     def warmup(self) -> None:
         """Trace/compile every batch size once so the first real frame pays nothing."""
         p = self.cfg.pipeline
-        for n in range(1, p.max_batch + 1):
+        for n in range(self._views, self._views * p.max_batch + 1, self._views):
             self._bb(np.zeros((n, self.clip_len, p.size, p.size, 3), np.uint8))
             self._head(np.zeros((n, self.window, self._feat_dim), np.float32))
 
@@ -183,11 +188,14 @@ class InferenceEngine:
         """Compute features of clips ``crops (n, clip_len, size, size, 3) uint8`` ending at ``ends``."""
         if not ends:
             return
+        if self.mirror:  # one call for both views: the mirrored clips after the plain ones
+            crops = np.concatenate([crops, mirror.mirror_clips(crops)])
         t0 = time.perf_counter()
         feats = self._bb(crops)  # == bb(to_model_input(crops)), the subtraction done in the graph
         self.stats.add("c3d", time.perf_counter() - t0, len(ends))
-        for e, f in zip(ends, feats):
-            self.features[e] = f
+        feats = np.asarray(feats).reshape(self._views, len(ends), -1)
+        for i, e in enumerate(ends):
+            self.features[e] = feats[:, i]
         keep_from = max(ends) - self.spacing * self.window
         for e in [e for e in self.features if e < keep_from]:
             del self.features[e]
@@ -203,13 +211,16 @@ class InferenceEngine:
                  if all(w in self.features for w in window_clip_ends(e, self.window, self.spacing))]
         if not ready:
             return []
-        n = len(ready)
-        win = self._win[:n] if n <= len(self._win) else np.zeros((n, self.window, self._feat_dim), np.float32)
+        n, v = len(ready), self._views
+        win = (self._win[: v * n] if v * n <= len(self._win)
+               else np.zeros((v * n, self.window, self._feat_dim), np.float32))
         for i, (e, _) in enumerate(ready):
             for k, w in enumerate(window_clip_ends(e, self.window, self.spacing)):
-                win[i, k] = self.features[w]
+                win[i :: n, k] = self.features[w]  # rows i (plain) and n + i (mirrored)
         t0 = time.perf_counter()
-        probs = self._head(win)
+        probs = np.asarray(self._head(win))
+        if self.mirror:
+            probs = mirror.combine(probs[:n], probs[n:], self._swap)
         self.stats.add("head", time.perf_counter() - t0, n)
         out = []
         for (e, ct), p in zip(ready, probs):

@@ -65,23 +65,28 @@ def clip_predictions(model, cfg: Config, clips, labels, batch: int = 16, progres
     """(y_true, y_pred, probs) for clips ``(T, size, size, 3) uint8`` with integer ``labels``."""
     from tqdm import tqdm
 
+    from . import mirror
     from .modelio import predict_fn
     from .preprocess import to_model_input
 
     bb, hd = predict_fn(model.backbone), predict_fn(model.head)
     L = cfg.pipeline.clip_len
+    views = (False, True) if mirror.enabled(cfg.pipeline.mirror_average, model.spec) else (False,)  # as the live engine
+    swap = mirror.swap_index(model.labels)
     y_pred, probs_all = [], []
     for crops in tqdm(clips, desc="clip accuracy", unit="clip", disable=not progress or None):
         seq, wins = clip_windows(crops, cfg)
         ends = sorted({e for w in wins for e in w})
-        feats = {}
+        feats = {v: {} for v in views}
         for i in range(0, len(ends), batch):
             chunk = ends[i : i + batch]
             x = np.stack([seq[e - L + 1 : e + 1] for e in chunk])
-            for e, f in zip(chunk, bb(to_model_input(x, cfg.preprocess))):
-                feats[e] = f
-        w = np.stack([np.stack([feats[e] for e in win]) for win in wins])
-        pr = hd(w).mean(0)
+            for v in views:
+                xv = np.ascontiguousarray(mirror.mirror_clips(x)) if v else x
+                for e, f in zip(chunk, bb(to_model_input(xv, cfg.preprocess))):
+                    feats[v][e] = f
+        ps = [np.asarray(hd(np.stack([np.stack([feats[v][e] for e in win]) for win in wins]))) for v in views]
+        pr = (mirror.combine(ps[0], ps[1], swap) if len(ps) == 2 else ps[0]).mean(0)
         probs_all.append(pr)
         y_pred.append(int(np.argmax(pr)))
     return list(labels), y_pred, np.array(probs_all)

@@ -4,7 +4,7 @@ Plays each stream once through the real pipeline, keeps every head output, then 
 pure Debouncer over them for a grid of settings and scores each with the same matching as
 `gesture eval --stream` (score: Levenshtein accuracy - 0.1 x false events per minute, median delay
 at most 0.4 s; with several streams, the mean of their scores). The head outputs are kept beside
-each stream (<stream>_<model>_<weights hash>_s<STRIDE>.npz, the best settings in .json), so a second
+each stream (<stream>_<model>_<weights hash>_s<STRIDE>[m].npz, m: mirror averaging on; the best settings in .json), so a second
 run replays them without the model. For the best setting it lists every wrong event with the
 gesture nearest to it, and every missed gesture.
 Usage: python scripts/tune_debounce.py MODEL_DIR VAL_STREAM.mp4 [VAL_STREAM2.mp4 ...] [STRIDE]
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime import mirror
 from realtime.config import load_config
 from realtime.dataset import content_key
 from realtime.debounce import Debouncer
@@ -36,14 +37,16 @@ class Keep:
 def head_outputs(model_dir, stream, stride, cfg):
     """[(frame_id, probs)], fps and labels of one stream, from the cache beside it or from the pipeline."""
     # keyed by the weights' content: a model retrained into the same folder must not replay stale outputs
+    # and by pipeline.mirror_average: the mirrored view changes every output
     m = Path(model_dir)
     key = content_key(m / "backbone.weights.h5", content_key(m / "head.weights.h5"))[:10]
-    cache = Path(stream).with_name(f"{Path(stream).stem}_{m.resolve().name}_{key}_s{stride}.npz")
+    model = load_model(model_dir, cfg)
+    view = "m" if mirror.enabled(cfg.pipeline.mirror_average, model.spec) else ""
+    cache = Path(stream).with_name(f"{Path(stream).stem}_{m.resolve().name}_{key}_s{stride}{view}.npz")
     labels = list(cfg.labels)
     if cache.exists():
         z = np.load(cache)
         return list(zip(z["frames"].tolist(), z["probs"])), float(z["fps"]), labels, cache
-    model = load_model(model_dir, cfg)
     src = VideoFileSource(stream).open()
     keep = Keep()
     Pipeline(src, model, cfg, sinks=[keep]).run()

@@ -198,10 +198,16 @@ def spacing_model():
     return cfg, helpers.tiny_loaded(cfg, width=helpers.TINY_WIDTH, seed=1)
 
 
-@pytest.mark.parametrize("stride", [16, 8, 4, 1])
-def test_engine_window_spacing(spacing_model, stride):
+@pytest.mark.parametrize("stride,mirrored", [(16, False), (8, False), (4, False), (1, False), (4, True), (1, True)])
+def test_engine_window_spacing(spacing_model, stride, mirrored):
+    """Each decision's head window holds the features of the clips t-112 .. t, 16 apart; with
+    ``pipeline.mirror_average`` also those of the same clips mirrored, and the probabilities are the two
+    views' combination (the mirrored view's left and right swapped back)."""
+    from realtime.mirror import combine, mirror_clips, swap_index
+
     cfg0, model = spacing_model
-    cfg = cfg0.replace(**{"pipeline.stride": stride, "debounce.cooldown_s": 0.0})
+    cfg = cfg0.replace(**{"pipeline.stride": stride, "debounce.cooldown_s": 0.0,
+                          "pipeline.mirror_average": "on" if mirrored else "off"})
     n = 128 + 16 + 3   # 147: frames arrive 3 at a time below and the last one (146) does arrive
     rng = np.random.default_rng(stride)
     crops = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
@@ -215,6 +221,7 @@ def test_engine_window_spacing(spacing_model, stride):
     all_ends = list(range(15, n, stride))
     clips = np.stack([crops[e - 15 : e + 1] for e in all_ends])
     ref = dict(zip(all_ends, bb(to_model_input(clips, cfg.preprocess))))
+    ref_m = dict(zip(all_ends, bb(to_model_input(np.ascontiguousarray(mirror_clips(clips)), cfg.preprocess))))
 
     seen_windows = []
     real_head = eng._head
@@ -240,16 +247,69 @@ def test_engine_window_spacing(spacing_model, stride):
     decided = [p.frame_id for p in preds]
     assert decided == list(range(127, n, stride))   # first decision once 128 frames exist
     assert all(b - a == stride for a, b in zip(decided, decided[1:]))
-    wins = np.concatenate(seen_windows)
-    assert len(wins) == len(decided)
-    for t, win in zip(decided, wins):
-        want = np.stack([ref[e] for e in range(t - 112, t + 1, 16)])   # t-112 .. t, spaced 16
-        np.testing.assert_allclose(win, want, rtol=1e-4, atol=1e-5)
+    views = [ref, ref_m] if mirrored else [ref]
+    plain, mirror_wins = [], []
+    for batch in seen_windows:   # one head call per decide(): the plain windows, then the mirrored ones
+        n = len(batch) // len(views)
+        assert len(batch) == n * len(views)
+        plain.append(batch[:n])
+        mirror_wins.append(batch[n:])
+    assert sum(map(len, plain)) == len(decided)
+    for feats, wins in list(zip((ref, ref_m), (np.concatenate(plain), np.concatenate(mirror_wins))))[: len(views)]:
+        for t, win in zip(decided, wins):
+            want = np.stack([feats[e] for e in range(t - 112, t + 1, 16)])   # t-112 .. t, spaced 16
+            np.testing.assert_allclose(win, want, rtol=1e-4, atol=1e-5)
+    if mirrored:
+        hp, hm = real_head(np.concatenate(plain)), real_head(np.concatenate(mirror_wins))
+        want = combine(np.asarray(hp), np.asarray(hm), swap_index(model.labels))
+        np.testing.assert_allclose(np.stack([p.probs for p in preds]), want, rtol=1e-4, atol=1e-6)
     # Old features are dropped: the bank stays bounded.
     assert max(eng.features) == all_ends[-1] and min(eng.features) >= all_ends[-1] - 128
     for p in preds:
         assert p.probs.shape == (5,) and abs(p.probs.sum() - 1) < 1e-4
 
+
+
+def test_mirror_averaging_sees_a_mirrored_camera_as_the_same_gestures_swapped(spacing_model):
+    """With ``pipeline.mirror_average`` on, the engine's answer for a mirrored video is its answer for the
+    video itself with left and right swapped: a left-handed user gets the same decisions. Off, a
+    (random) model gives no such symmetry, so the check has teeth."""
+    from realtime.engine import InferenceEngine
+    from realtime.mirror import mirror_clips, swap_index
+
+    cfg0, model = spacing_model
+    crops = np.random.default_rng(5).integers(0, 256, (128 + 16 * 4, 32, 32, 3), dtype=np.uint8)
+    swap = swap_index(model.labels)
+    assert sorted(swap) == list(range(5)) and list(swap) != list(range(5))
+
+    def run(frames, setting):
+        eng = InferenceEngine(model, cfg0.replace(**{"pipeline.stride": 16, "pipeline.mirror_average": setting}))
+        out, all_ends = [], list(range(15, len(frames), 16))
+        for i in range(0, len(all_ends), 2):  # two clips at a time, as the worker hands them over
+            ends = all_ends[i : i + 2]
+            eng.add_clips(ends, np.stack([frames[e - 15 : e + 1] for e in ends]))
+            out += [p.probs for p in eng.decide(ends, [0.0] * len(ends))]
+        return np.stack(out)
+
+    flipped = np.ascontiguousarray(mirror_clips(crops))
+    on, on_flipped = run(crops, "on"), run(flipped, "on")
+    assert len(on) == 5
+    np.testing.assert_allclose(on_flipped[:, swap], on, rtol=1e-4, atol=1e-6)
+    off, off_flipped = run(crops, "off"), run(flipped, "off")
+    assert np.abs(off_flipped[:, swap] - off).max() > 1e-3
+    assert run(crops, "auto").tolist() == on.tolist()  # auto: on for a small backbone
+
+
+def test_mirror_setting_reads_yaml_booleans_and_refuses_others(tmp_path):
+    from realtime.config import ConfigError, load_config
+
+    p = tmp_path / "c.yaml"
+    for text, want in (("off", "off"), ("on", "on"), ("auto", "auto"), ("false", "off")):
+        p.write_text(f"pipeline:\n  mirror_average: {text}\n")
+        assert load_config(p).pipeline.mirror_average == want
+    p.write_text("pipeline:\n  mirror_average: sometimes\n")
+    with pytest.raises(ConfigError, match="mirror_average"):
+        load_config(p)
 
 # ---------------------------------------------------------------------------------------------
 # debouncer
