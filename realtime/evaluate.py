@@ -204,7 +204,10 @@ def eval_command(args, cfg: Config) -> int:
     if not args.meta and not args.stream:
         raise GestureError("gesture eval: give --meta CSV (clip accuracy) and/or --stream S.mp4 (event metrics)")
     model = load_model(args.model or cfg.model.path, cfg, precision=cfg.pipeline.precision, weights=args.weights)
-    result: dict = {"model": str(model.path), "stride": cfg.pipeline.stride, "precision": cfg.pipeline.precision}
+    from . import mirror
+
+    result: dict = {"model": str(model.path), "stride": cfg.pipeline.stride, "precision": cfg.pipeline.precision,
+                    "mirror_average": mirror.enabled(cfg.pipeline.mirror_average, model.spec)}
     if args.meta:
         items = read_meta(args.meta, cfg.labels)
         clips, labels, skipped = [], [], []
