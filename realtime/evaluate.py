@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import mirror
 from .config import Config
 from .errors import GestureError
 
@@ -65,7 +66,6 @@ def clip_predictions(model, cfg: Config, clips, labels, batch: int = 16, progres
     """(y_true, y_pred, probs) for clips ``(T, size, size, 3) uint8`` with integer ``labels``."""
     from tqdm import tqdm
 
-    from . import mirror
     from .modelio import predict_fn
     from .preprocess import to_model_input
 
@@ -204,8 +204,6 @@ def eval_command(args, cfg: Config) -> int:
     if not args.meta and not args.stream:
         raise GestureError("gesture eval: give --meta CSV (clip accuracy) and/or --stream S.mp4 (event metrics)")
     model = load_model(args.model or cfg.model.path, cfg, precision=cfg.pipeline.precision, weights=args.weights)
-    from . import mirror
-
     result: dict = {"model": str(model.path), "stride": cfg.pipeline.stride, "precision": cfg.pipeline.precision,
                     "mirror_average": mirror.enabled(cfg.pipeline.mirror_average, model.spec)}
     if args.meta:

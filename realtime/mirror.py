@@ -36,7 +36,7 @@ def combine(probs: np.ndarray, probs_mirrored: np.ndarray, swap: np.ndarray) -> 
 
 
 def enabled(setting: str, spec) -> bool:
-    """``pipeline.mirror_average`` for a model: ``auto`` is on for the small backbones (about 20 ms more per clip on
+    """``pipeline.mirror_average`` for a model: ``auto`` is on for the small backbones (about 8 ms more per clip on
     2 cores for the bundled one) and off for the full Sports1M C3D (over a second per clip on a CPU)."""
     if setting == "auto":
         return float(spec.width) < 1.0

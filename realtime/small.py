@@ -608,7 +608,8 @@ def train_small(args, cfg: Config, out: Path) -> int:
     origin = (f"the head retrained on the backbone of {args.init}" if head_only
               else f"fine-tuned from {args.init}" if init is not None else "trained from scratch")
     spec.trained = {
-        "summary": f"small C3D width {width} {origin} on {len(tr)} clips (two stages)",
+        "summary": f"small C3D width {width} {origin} on {len(tr)} clips "
+                   f"({'stage 2 only' if head_only else 'two stages'})",
         "context": "black" if black else "held", "background_class": background, "head": kind,
         "stage1_steps": state["step"], "seed": args.seed, "metas": [str(m) for m in args.meta],
         "streams": [str(x) for x in (getattr(args, "stream", None) or [])], "minutes": minutes,
