@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(stage 2: minutes on a CPU, where stage 1 takes hours)")
     p.add_argument("--epochs", type=int, default=None,
                    help="small: passes over the training clips in stage 1 (default: run for --minutes); "
-                        "--weights: head epochs")
+                        "--weights or --head-only: head epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-split", type=float, default=0.2)
     p.add_argument("--minutes", type=float, default=None,

@@ -595,7 +595,8 @@ def train_small(args, cfg: Config, out: Path) -> int:
     # the head gets what is left of the budget, at least 2 minutes
     head_s = max(120.0, budget_s - (time.monotonic() - t_start) - 60)
     cb = [keras.callbacks.EarlyStopping(patience=6, restore_best_weights=True), _time_limit(head_s)]
-    hist = head.fit(Xtr, ytr, sample_weight=wtr, validation_data=(Xva, yva, wva), epochs=60, batch_size=128,
+    epochs = args.epochs if head_only and args.epochs else 60  # --head-only: --epochs counts the head's passes
+    hist = head.fit(Xtr, ytr, sample_weight=wtr, validation_data=(Xva, yva, wva), epochs=epochs, batch_size=128,
                     callbacks=cb, verbose=2).history
     head_history = [{"step": i + 1, "loss": hist["loss"][i], "val_loss": hist["val_loss"][i],
                      "acc": _acc(hist, "", i), "val_acc": _acc(hist, "val_", i)} for i in range(len(hist["loss"]))]
