@@ -21,7 +21,7 @@ from realtime.config import load_config
 from realtime.dataset import content_key
 from realtime.debounce import Debouncer
 from realtime.evaluate import match_events, pair_events, read_annotations
-from realtime.modelio import load_model
+from realtime.modelio import load_model, read_spec
 from realtime.pipeline import Pipeline
 from realtime.sources import VideoFileSource
 
@@ -40,13 +40,13 @@ def head_outputs(model_dir, stream, stride, cfg):
     # and by pipeline.mirror_average: the mirrored view changes every output
     m = Path(model_dir)
     key = content_key(m / "backbone.weights.h5", content_key(m / "head.weights.h5"))[:10]
-    model = load_model(model_dir, cfg)
-    view = "m" if mirror.enabled(cfg.pipeline.mirror_average, model.spec) else ""
+    view = "m" if mirror.enabled(cfg.pipeline.mirror_average, read_spec(m)) else ""  # model.json only
     cache = Path(stream).with_name(f"{Path(stream).stem}_{m.resolve().name}_{key}_s{stride}{view}.npz")
     labels = list(cfg.labels)
     if cache.exists():
         z = np.load(cache)
         return list(zip(z["frames"].tolist(), z["probs"])), float(z["fps"]), labels, cache
+    model = load_model(model_dir, cfg)  # only when the outputs are not kept yet
     src = VideoFileSource(stream).open()
     keep = Keep()
     Pipeline(src, model, cfg, sinks=[keep]).run()
