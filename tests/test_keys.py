@@ -230,7 +230,7 @@ def test_gesture_live_keys_reach_an_x_client_in_order(xdisplay, tmp_path):
     assert got == mapped  # the X client got exactly the mapped keys of the logged events, in order
     # ... and the events are the stream's gestures: most fire during (or just after) a gesture of their label.
     # The bars are the bundled model's measured quality, not the product's goal: on the 10-minute test
-    # stream it matches 92% of gestures and 98% of its events are right (models/synthetic_small/MODEL_CARD.md).
+    # stream it matches 90% of gestures and 98% of its events are right (models/synthetic_small/MODEL_CARD.md).
     span = cfg.pipeline.span
     matched, right = set(), 0
     for e in events:
