@@ -97,7 +97,7 @@ def train_frozen_head(args, cfg: Config, out: Path) -> int:
     import keras
 
     from .c3d import build_c3d, fc7_extractor, load_sports1m_weights
-    from .head import build_head
+    from .head import build_head, window_batches
     from .modelio import ModelSpec, predict_fn, set_precision, write_model
     from .train import load_dataset, plot_report
 
@@ -149,8 +149,8 @@ def train_frozen_head(args, cfg: Config, out: Path) -> int:
         print(f"resuming from {ckpt}", file=sys.stderr)
     cb = [keras.callbacks.EarlyStopping(patience=8, restore_best_weights=True),
           keras.callbacks.ModelCheckpoint(str(ckpt / "head.weights.h5"), save_best_only=True, save_weights_only=True)]
-    hist = head.fit(Xtr, ytr, sample_weight=wtr, validation_data=(Xva, yva, wva), epochs=args.epochs or 60,
-                    batch_size=64, callbacks=cb, verbose=2)
+    hist = head.fit(window_batches(Xtr, ytr, wtr, 64, args.seed), validation_data=(Xva, yva, wva),
+                    epochs=args.epochs or 60, callbacks=cb, verbose=2)
     h = hist.history
     history = [{"step": i + 1, "loss": h["loss"][i], "val_loss": h["val_loss"][i],
                 "acc": h.get("accuracy", h.get("weighted_accuracy", [0] * len(h["loss"])))[i],

@@ -406,7 +406,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
     from .c3d import build_c3d
     from .errors import GestureError
     from .evaluate import clip_predictions, confusion
-    from .head import build_head
+    from .head import build_head, window_batches
     from .modelio import LoadedModel, ModelSpec, predict_fn, write_model
     from .train import load_dataset, plot_report
 
@@ -584,7 +584,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
         Xtr, ytr, wtr = _add_stream_windows(Xtr, ytr, wtr, SX, SY, SW, n_labels)
         if VX:
             Xva, yva, wva = _add_stream_windows(Xva, yva, wva, VX, VY, VW, n_labels)
-        print(f"streams: {len(SX)} training and {len(VX)} validation windows", file=sys.stderr)
+        print(f"streams: {len(SY)} training and {len(VX)} validation windows", file=sys.stderr)
     hk = dict(spec.head)
     kind = hk.pop("kind")
     head = build_head(Xtr.shape[-1], n_labels, p.window, kind=kind, **hk)
@@ -596,7 +596,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
     head_s = max(120.0, budget_s - (time.monotonic() - t_start) - 60)
     cb = [keras.callbacks.EarlyStopping(patience=6, restore_best_weights=True), _time_limit(head_s)]
     epochs = args.epochs if head_only and args.epochs else 60  # --head-only: --epochs counts the head's passes
-    hist = head.fit(Xtr, ytr, sample_weight=wtr, validation_data=(Xva, yva, wva), epochs=epochs, batch_size=128,
+    hist = head.fit(window_batches(Xtr, ytr, wtr, 128, args.seed), validation_data=(Xva, yva, wva), epochs=epochs,
                     callbacks=cb, verbose=2).history
     head_history = [{"step": i + 1, "loss": hist["loss"][i], "val_loss": hist["val_loss"][i],
                      "acc": _acc(hist, "", i), "val_acc": _acc(hist, "val_", i)} for i in range(len(hist["loss"]))]
@@ -692,10 +692,19 @@ def _start_from(src, body, clf, sampler: ClipSampler, cfg: Config, seed: int, n_
 
 
 def _add_stream_windows(X, y, w, SX, SY, SW, n_labels: int):
-    """Clip windows plus stream windows (each stream window weighing ``STREAM_WEIGHT``), class-balanced again."""
+    """Clip windows plus stream windows (each stream window weighing ``STREAM_WEIGHT``), class-balanced again.
+
+    Empties ``SX``: thirty 15-minute streams make about 4 GB of windows, and a stacked copy next to a
+    concatenated one ran a 24 GB machine out of memory; the windows are copied once into the result.
+    """
     y = np.concatenate([y, np.array(SY, np.int32)])
     w = np.concatenate([np.ones_like(w) * (w > 0), STREAM_WEIGHT * np.array(SW, np.float32)])
-    return np.concatenate([X, np.stack(SX)]), y, balance(y, w, n_labels)
+    out = np.empty((len(X) + len(SX), *X.shape[1:]), X.dtype)
+    out[: len(X)] = X
+    for i, x in enumerate(SX, start=len(X)):
+        out[i] = x
+    SX.clear()
+    return out, y, balance(y, w, n_labels)
 
 
 def _card(spec, metrics: dict, args) -> str:

@@ -24,7 +24,7 @@ from realtime.c3d import (  # noqa: E402
     save_keras2_h5,
 )
 from realtime.errors import GestureError  # noqa: E402
-from realtime.head import build_head  # noqa: E402
+from realtime.head import build_head, window_batches  # noqa: E402
 from realtime.modelio import build_models, load_model, predict_fn, read_spec  # noqa: E402
 
 W = helpers.TINY_WIDTH
@@ -85,6 +85,28 @@ def test_head_shapes():
 # ---------------------------------------------------------------------------------------------
 # pool5: Caffe ceil mode = pad bottom/right only
 # ---------------------------------------------------------------------------------------------
+def test_window_batches_give_every_window_once_an_epoch_with_its_label_and_weight():
+    n = 37
+    X = np.arange(n, dtype=np.float32)[:, None, None] * np.ones((1, 8, 3), np.float32)
+    y, w = np.arange(n) % 5, np.arange(n) / 10.0
+    ds = window_batches(X, y, w, 8, seed=0)
+    assert len(ds) == 5  # 4 full batches and one of 5
+
+    def epoch():
+        seen = []
+        for i in range(len(ds)):
+            xb, yb, wb = ds[i]
+            rows = xb[:, 0, 0].astype(int)
+            assert xb.shape[1:] == (8, 3) and np.array_equal(yb, y[rows]) and np.allclose(wb, w[rows])
+            seen += rows.tolist()
+        ds.on_epoch_end()
+        return seen
+
+    first, second = epoch(), epoch()
+    assert sorted(first) == sorted(second) == list(range(n))
+    assert first != second  # reshuffled between epochs
+
+
 def test_pool5_padding_is_bottom_right_only(full_tiny):
     full, x, fc7 = full_tiny
     zp = full.get_layer("zeropadding")
