@@ -581,10 +581,10 @@ def train_small(args, cfg: Config, out: Path) -> int:
                         SX.append(x_), SY.append(y_), SW.append(w_)
                     elif v == 0 and e_ - p.span >= cut:
                         VX.append(x_), VY.append(y_), VW.append(w_)
+        print(f"streams: {len(SX)} training and {len(VX)} validation windows", file=sys.stderr)
         Xtr, ytr, wtr = _add_stream_windows(Xtr, ytr, wtr, SX, SY, SW, n_labels)
         if VX:
             Xva, yva, wva = _add_stream_windows(Xva, yva, wva, VX, VY, VW, n_labels)
-        print(f"streams: {len(SY)} training and {len(VX)} validation windows", file=sys.stderr)
     hk = dict(spec.head)
     kind = hk.pop("kind")
     head = build_head(Xtr.shape[-1], n_labels, p.window, kind=kind, **hk)
