@@ -694,8 +694,8 @@ def _start_from(src, body, clf, sampler: ClipSampler, cfg: Config, seed: int, n_
 def _add_stream_windows(X, y, w, SX, SY, SW, n_labels: int):
     """Clip windows plus stream windows (each stream window weighing ``STREAM_WEIGHT``), class-balanced again.
 
-    Empties ``SX``: thirty 15-minute streams make about 4 GB of windows, and a stacked copy next to a
-    concatenated one ran a 24 GB machine out of memory; the windows are copied once into the result.
+    Empties ``SX``, so that the windows are held once (thirty 15-minute streams make about 4 GB of them):
+    they are copied straight into the result, not stacked and then concatenated.
     """
     y = np.concatenate([y, np.array(SY, np.int32)])
     w = np.concatenate([np.ones_like(w) * (w > 0), STREAM_WEIGHT * np.array(SW, np.float32)])
