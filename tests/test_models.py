@@ -82,9 +82,6 @@ def test_head_shapes():
         build_head(10, kind="transformer")
 
 
-# ---------------------------------------------------------------------------------------------
-# pool5: Caffe ceil mode = pad bottom/right only
-# ---------------------------------------------------------------------------------------------
 def test_window_batches_give_every_window_once_an_epoch_with_its_label_and_weight():
     n = 37
     X = np.arange(n, dtype=np.float32)[:, None, None] * np.ones((1, 8, 3), np.float32)
@@ -107,6 +104,9 @@ def test_window_batches_give_every_window_once_an_epoch_with_its_label_and_weigh
     assert first != second  # reshuffled between epochs
 
 
+# ---------------------------------------------------------------------------------------------
+# pool5: Caffe ceil mode = pad bottom/right only
+# ---------------------------------------------------------------------------------------------
 def test_pool5_padding_is_bottom_right_only(full_tiny):
     full, x, fc7 = full_tiny
     zp = full.get_layer("zeropadding")
