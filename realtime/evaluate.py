@@ -15,6 +15,10 @@ event. Unmatched events are false; unmatched gestures are missed.
   (Köpüklü et al. 2019, online detection);
 * ``false_per_min``: false events per minute of ``no_gesture`` time;
 * ``delay_*_s``: window end frame of the matched event minus the gesture's end frame.
+
+``events`` lists every event on the video's own clock (``frame_id``, ``time_s``). A video with no
+annotations (no ``S.csv`` beside it and no ``--annotations``: a user's own footage) is played all
+the same; its events come back and the scores are None.
 """
 
 from __future__ import annotations
@@ -179,21 +183,34 @@ def match_events(events: list[dict], gestures, fps: float, n_frames: int) -> dic
 
 
 def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path | None) -> dict:
+    """Play ``stream`` through the live engine and score its events against the annotations (``--annotations``,
+    else ``S.csv`` beside the video). Footage without annotations (a user's own video) is played all the same:
+    the events come back, and the scores are None."""
     from .pipeline import Pipeline
     from .sources import VideoFileSource
 
     stream = Path(stream)
     ann = Path(annotations) if annotations else stream.with_suffix(".csv")
-    gestures = read_annotations(ann, model.labels)
+    gestures = read_annotations(ann, model.labels) if annotations or ann.exists() else None
     src = VideoFileSource(stream, realtime=False).open()
     pipe = Pipeline(src, model, cfg)
     pipe.run()
     events = [e.to_json() for e in pipe.events]
-    res = match_events(events, gestures, src.fps, pipe.stats.frames)
+    if gestures is not None:
+        res = match_events(events, gestures, src.fps, pipe.stats.frames)
+        res["annotations"] = str(ann)
+    else:
+        print(f"note: {ann.name} not found beside {stream.name}: events only, no scores "
+              "(give --annotations S.csv to score them)", file=sys.stderr)
+        minutes = max(pipe.stats.frames, 1) / src.fps / 60
+        res = {"levenshtein_accuracy": None, "false_per_min": None, "delay_median_s": None, "delay_p95_s": None,
+               "n_events": len(events), "n_gestures": None, "annotations": None, "events_per_min": len(events) / minutes}
     res["frames"] = pipe.stats.frames
     res["source_fps"] = float(src.fps)
     res["model_fps"] = float(pipe.frame_rate)  # differs when the stream was resampled (realtime.framerate)
-    res["events"] = events
+    # what happened when, on the video's own clock (deterministic, unlike the engine's monotonic times)
+    res["events"] = [{"label": e["label"], "frame_id": e["frame_id"], "time_s": round(e["frame_id"] / src.fps, 3),
+                      "confidence": e["confidence"]} for e in events]
     return res
 
 
@@ -229,12 +246,15 @@ def eval_command(args, cfg: Config) -> int:
     if args.stream:
         result.update(eval_stream(model, cfg, args.stream, args.annotations))
     if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "events"}, indent=2))
+        print(json.dumps(result, indent=2))
     else:
         for k, v in result.items():
             if k in ("events", "confusion", "per_class"):
                 continue
             print(f"{k}: {v}")
+        if args.stream and result.get("annotations") is None:   # unscored footage: the events are the answer
+            for e in result["events"]:
+                print(f"  {e['time_s']:8.2f} s  frame {e['frame_id']:6d}  {e['label']:16s} {e['confidence']:.3f}")
         if "per_class" in result:
             for lab, m in result["per_class"].items():
                 print(f"  {lab:16s} precision {m['precision']}  recall {m['recall']}  n={m['support']}")

@@ -239,6 +239,26 @@ def test_eval_on_a_15_fps_stream_reports_both_rates_and_source_frames(small, tmp
     assert res["no_gesture_minutes"] == pytest.approx((150 - 21) / 15 / 60)
 
 
+@pytest.mark.timeout(60)
+def test_eval_plays_unannotated_footage_and_returns_its_events_without_scores(small, tmp_path, capsys):
+    from realtime.errors import GestureError
+    from realtime.evaluate import eval_stream
+
+    cfg, model = small
+    path, _ = helpers.write_video(tmp_path / "s.mp4", n=150, width=64, height=48)
+    (tmp_path / "s.csv").write_text("label,start_frame,end_frame\nShake_Hand,60,80\n")
+    scored = eval_stream(model, cfg, path, None)
+    (tmp_path / "s.csv").unlink()                       # a user's own video: nothing to score against
+    res = eval_stream(model, cfg, path, None)
+    assert "s.csv not found" in capsys.readouterr().err
+    assert res["events"] and res["events"] == scored["events"]   # the same engine, the same events
+    assert res["levenshtein_accuracy"] is None and res["n_gestures"] is None and res["annotations"] is None
+    assert res["events_per_min"] == pytest.approx(len(res["events"]) / (150 / 30 / 60))
+    assert all(e["time_s"] == pytest.approx(e["frame_id"] / 30, abs=1e-3) for e in res["events"])
+    with pytest.raises(GestureError, match="other.csv: annotations CSV not found"):
+        eval_stream(model, cfg, path, tmp_path / "other.csv")   # asked for by name: missing is an error
+
+
 def _vfr_video(tmp_path) -> Path:
     """A real variable-frame-rate file (as phones write them): 2 s at 30 fps, then 4 s at 15 fps."""
     import shutil
