@@ -215,3 +215,36 @@ def test_gesture_synth_stream_at_another_frame_rate(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == "gesture: error: --fps 0: must be between 1 and 240"
     assert not (tmp_path / "x.mp4").exists()
+
+
+def _restyle():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "restyle_stream.py"
+    spec = importlib.util.spec_from_file_location("restyle_stream", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_restyled_stream_has_the_renderers_motion_in_another_look():
+    restyle = _restyle()
+    n = 240
+    real = synth.SyntheticStream(5)
+    shown, motion = [], []
+    for _ in range(n):
+        shown.append(real.read())
+        motion.append(real._prev)              # the landmarks the renderer painted this frame
+    planned = [lm for _, (_, lm) in zip(range(n), restyle.plan(5))]
+    for a, b in zip(motion, planned):          # the same hand, frame for frame: S.csv scores it too
+        assert (a is None and b is None) or np.array_equal(a, b, equal_nan=True)
+    drawn = list(restyle.frames(5, n, glove=False, progress=False))
+    assert all(f.shape == (240, 320, 3) and f.dtype == np.uint8 for f in drawn)
+    assert np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(drawn, shown)]) > 20   # not the same painter
+    # the hand is painted where the landmarks put it: the palm's centre has the hand's colour
+    k = next(i for i, lm in enumerate(planned) if lm is not None and np.isfinite(lm).all()
+             and (lm[:, :2] >= 0).all() and (lm[:, 0] < 320).all() and (lm[:, 1] < 240).all())
+    x, y = planned[k][list(restyle.PALM), :2].mean(0).astype(int)
+    look = restyle.Look(np.random.default_rng(0), 320, 240, glove=True)
+    hand = restyle.paint(look, planned[k], np.random.default_rng(1))
+    assert np.abs(hand[y, x].astype(float) - look.hand).max() < 20
