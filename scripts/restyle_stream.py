@@ -25,8 +25,9 @@ class Look:
 
     def __init__(self, rng, w, h, glove):
         a, b = rng.integers(30, 226, 3), rng.integers(30, 226, 3)
-        ramp = np.linspace(0, 1, w if rng.random() < 0.5 else h, dtype=np.float32)
-        ramp = ramp[None, :, None] if len(ramp) == w else ramp[:, None, None]
+        across = rng.random() < 0.5   # left to right, or top to bottom
+        ramp = np.linspace(0, 1, w if across else h, dtype=np.float32)
+        ramp = ramp[None, :, None] if across else ramp[:, None, None]
         self.bg = np.broadcast_to(a * (1 - ramp) + b * ramp, (h, w, 3)).astype(np.float32).copy()
         for _ in range(int(rng.integers(2, 6))):   # soft blobs: furniture out of focus
             c = tuple(int(v) for v in rng.integers(0, 256, 3))
@@ -56,7 +57,7 @@ def paint(look, lm, rng):
                  cv2.LINE_AA)
         cv2.fillConvexPoly(frame, cv2.convexHull(p[list(PALM)].astype(np.int32)), look.hand, cv2.LINE_AA)
         for f in FINGERS:
-            pts = [p[0] if f[0] == 1 else p[f[0]]] + [p[i] for i in f]
+            pts = ([p[0]] if f[0] == 1 else []) + [p[i] for i in f]   # the thumb starts at the wrist
             for a, b in zip(pts[:-1], pts[1:]):
                 cv2.line(frame, tuple(int(v) for v in a), tuple(int(v) for v in b), look.hand, wid, cv2.LINE_AA)
     frame += rng.normal(0, look.noise, frame.shape).astype(np.float32)
