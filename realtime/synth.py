@@ -1623,18 +1623,30 @@ class SyntheticStream:
         self._planned += len(plan)
         self._last = g[-1]
 
-    def read(self) -> np.ndarray:
+    def advance(self) -> np.ndarray:
+        """Move on one frame without painting it: the hand's landmarks ``(21, 3)`` px (NaN: no hand) in
+        ``self.scene``. ``read()`` paints what this returns; another painter can paint it instead."""
         while self.frame_index >= self._planned:
             self._plan()
         t = self.frame_index
         lm = self._lm[t - self._buf_t0]
+        while self._pending and self._pending[0][1] <= t:
+            self.segments.append(self._pending.pop(0))
+        self.frame_index += 1
+        return lm
+
+    @property
+    def scene(self):
+        """The scene of the last frame advanced to (a new object at every scene cut)."""
+        return self._scene
+
+    def read(self) -> np.ndarray:
+        t = self.frame_index
+        lm = self.advance()
         # plans are made only when every planned frame has been read, so frame t belongs to the
         # current scene (a scene cut happens at the start of a plan)
         frame = self._scene.render(t - self._scene_t0, lm, self._prev)
         self._prev = lm
-        while self._pending and self._pending[0][1] <= t:
-            self.segments.append(self._pending.pop(0))
-        self.frame_index += 1
         return frame
 
 

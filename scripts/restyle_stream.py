@@ -10,6 +10,7 @@ Usage: python scripts/restyle_stream.py --seed S --minutes M --out OUT.mp4 [--gl
 """
 
 import argparse
+
 import cv2
 import numpy as np
 from tqdm import tqdm
@@ -65,15 +66,12 @@ def paint(look, lm, rng):
 
 
 def plan(seed):
-    """``(scene, landmarks)`` of every frame of ``SyntheticStream(seed)``, planned as its ``read()`` plans them,
-    without its painter: the same hand motion and gestures as ``gesture synth stream --seed seed``."""
+    """``(scene, landmarks)`` of every frame of ``SyntheticStream(seed)`` without its painter: the same hand
+    motion and gestures as ``gesture synth stream --seed seed``."""
     s = SyntheticStream(seed)
     while True:
-        while s.frame_index >= s._planned:
-            s._plan()
-        lm = s._lm[s.frame_index - s._buf_t0]
-        s.frame_index += 1
-        yield s._scene, lm
+        lm = s.advance()
+        yield s.scene, lm
 
 
 def frames(seed, n, glove, progress=True):
