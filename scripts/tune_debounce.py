@@ -8,6 +8,8 @@ each stream (<stream>_<model>_<weights hash>_s<STRIDE>[m].npz, m: mirror averagi
 run replays them without the model. For the best setting it lists every wrong event with the
 gesture nearest to it, and every missed gesture.
 Usage: python scripts/tune_debounce.py MODEL_DIR VAL_STREAM.mp4 [VAL_STREAM2.mp4 ...] [STRIDE]
+       [--at SMOOTHING,THRESHOLD,COOLDOWN_S,OPPOSITE_S]   (score that one setting instead of the grid: a
+       setting picked on other streams, scored on these)
 """
 
 import json
@@ -56,8 +58,18 @@ def head_outputs(model_dir, stream, stride, cfg):
 
 
 def main():
-    model_dir = sys.argv[1]
-    rest = sys.argv[2:]
+    args = sys.argv[1:]
+    at = None
+    if "--at" in args:
+        i = args.index("--at")
+        try:
+            sm, thr, cd, op = args[i + 1].split(",")
+            at = (int(sm), float(thr), float(cd), float(op))
+        except (IndexError, ValueError):
+            sys.exit("tune_debounce: --at wants SMOOTHING,THRESHOLD,COOLDOWN_S,OPPOSITE_S, e.g. --at 3,0.98,0.8,0")
+        del args[i : i + 2]
+    model_dir = args[0]
+    rest = args[1:]
     stride = int(rest.pop()) if rest and rest[-1].isdigit() else 16
     cfg = load_config().replace(**{"pipeline.stride": stride})
     runs = []
@@ -84,20 +96,20 @@ def main():
             return -np.inf
         return r["levenshtein_accuracy"] - 0.1 * r["false_per_min"]
 
+    grid = [at] if at else [(sm, thr, cd, op) for sm in (1, 2, 3, 4, 5)
+                            for thr in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
+                            for cd in (0.5, 0.8, 1.2) for op in (0.0, 1.0, 1.5, 2.0)]
     rows = []
-    for smoothing in (1, 2, 3, 4, 5):
-        for thr in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99):
-            for cooldown in (0.5, 0.8, 1.2):
-                for opposite in (0.0, 1.0, 1.5, 2.0):
-                    rs = [match_events(replay(run, smoothing, thr, cooldown, opposite), run[4], run[2], run[5])
-                          for run in runs]
-                    rows.append((float(np.mean([score(r) for r in rs])), smoothing, thr, cooldown, opposite, rs))
+    for smoothing, thr, cooldown, opposite in grid:
+        rs = [match_events(replay(run, smoothing, thr, cooldown, opposite), run[4], run[2], run[5]) for run in runs]
+        rows.append((float(np.mean([score(r) for r in rs])), smoothing, thr, cooldown, opposite, rs))
     # ties: the setting that matches more gestures
     rows.sort(key=lambda x: (-x[0], -sum(r["matched"] for r in x[-1])))
     for sc, sm, thr, cd, op, rs in rows[:8]:
         per = "; ".join(f"LA {r['levenshtein_accuracy']:.3f} false/min {r['false_per_min']:.2f} delay median "
                         f"{r['delay_median_s']} missed {r['missed']} false {r['false_events']}" for r in rs)
-        print(f"smoothing {sm} threshold {thr} cooldown {cd} opposite {op}: score {sc:.3f} | {per}")
+        print(f"smoothing {sm} threshold {thr} cooldown {cd} opposite {op}: score {sc:.3f} (matched "
+              f"{sum(r['matched'] for r in rs)}, false {sum(r['false_events'] for r in rs)}) | {per}")
     _, sm, thr, cd, op, _ = rows[0]
     for k, run in enumerate(runs):
         stream, _, fps, _, gestures, _, cache = run
@@ -112,8 +124,9 @@ def main():
                 lab, a, b = min(gestures, key=lambda g: min(abs(e["frame_id"] - g[1]), abs(e["frame_id"] - g[2])))
                 print(f"  wrong {e['label']} at frame {e['frame_id']}: nearest gesture {lab} {a}-{b} "
                       f"({e['frame_id'] - b:+d} frames from its end)")
-        json.dump([dict(smoothing=sm_, threshold=t, cooldown_s=c, opposite_s=o, score=sc_, **rs[k])
-                   for sc_, sm_, t, c, o, rs in rows[:8]], open(cache.with_suffix(".json"), "w"), indent=1)
+        if not at:   # the grid's best settings; one setting scored with --at does not replace them
+            json.dump([dict(smoothing=sm_, threshold=t, cooldown_s=c, opposite_s=o, score=sc_, **rs[k])
+                       for sc_, sm_, t, c, o, rs in rows[:8]], open(cache.with_suffix(".json"), "w"), indent=1)
 
 
 if __name__ == "__main__":
