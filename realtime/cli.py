@@ -19,6 +19,16 @@ def _common_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
 
 
+def _probability(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}")
+    return v
+
+
 def _live_args(p: argparse.ArgumentParser, default_source: str) -> None:
     p.add_argument("--source", default=default_source,
                    help="camera index (0), a video file, or 'synthetic[:SEED]' (default: %(default)s)")
@@ -100,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head-only", action="store_true",
                    help="small, with --init: keep its backbone exactly as it is and retrain only the head "
                         "(stage 2: minutes on a CPU, where stage 1 takes hours)")
+    p.add_argument("--colour-jitter", type=_probability, default=0.0, metavar="P",
+                   help="small: with probability P an augmented sample also changes colour (hue, saturation, "
+                        "channel order), for hands, gloves and rooms of colours the training data lacks "
+                        "(default 0: off)")
     p.add_argument("--epochs", type=int, default=None,
                    help="small: passes over the training clips in stage 1 (default: run for --minutes); "
                         "--weights or --head-only: head epochs")

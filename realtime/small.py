@@ -71,8 +71,8 @@ class ClipSampler:
     x0.8-1.25, mirroring (left and right swap), photometric and geometric jitter.
     """
 
-    def __init__(self, clips, labels, rng, clip_len=16, aug=True, background=True, streams=None):
-        self.labels, self.rng, self.L, self.aug = list(labels), rng, clip_len, aug
+    def __init__(self, clips, labels, rng, clip_len=16, aug=True, background=True, streams=None, colour=0.0):
+        self.labels, self.rng, self.L, self.aug, self.colour = list(labels), rng, clip_len, aug, colour
         self.streams = streams if streams and background else None
         self.bg = self.labels.index(NO_GESTURE)
         self.pos = [c for c in clips if c[1] != self.bg]
@@ -110,7 +110,7 @@ class ClipSampler:
             x = x[:, :, ::-1]
         x = np.ascontiguousarray(x)
         if self.aug:
-            x = augment(x, rng)
+            x = augment(x, rng, colour=self.colour)
         return x, y
 
     def raw_batch(self, n: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +192,7 @@ class Prefetch:
         _FORKED.clear()
 
 
-def in_context(crops, label, labels, rng, negs, variant: int, black: bool = False):
+def in_context(crops, label, labels, rng, negs, variant: int, black: bool = False, colour: float = 0.0):
     """One clip placed in context: ``(frames, [(gesture_end_frame, label)], reference_frame)``.
 
     Variant 0 is deterministic (first frame held before, last frame held after, as
@@ -224,7 +224,7 @@ def in_context(crops, label, labels, rng, negs, variant: int, black: bool = Fals
         seq = seq[:, :, ::-1]
     seq = np.ascontiguousarray(seq)
     if variant:
-        seq = augment(seq, rng)
+        seq = augment(seq, rng, colour=colour)
     return seq, events, ref
 
 
@@ -375,7 +375,7 @@ def _window_sum(mask: np.ndarray, L: int) -> np.ndarray:
     return cs[L:] - cs[:-L]
 
 
-def stream_windows(frames, events, labels, rng, variant: int, predict, cfg: Config, bg: int):
+def stream_windows(frames, events, labels, rng, variant: int, predict, cfg: Config, bg: int, colour: float = 0.0):
     """Head windows of a whole annotated stream; variant > 0 mirrors (swapping left/right) and jitters it."""
     ev = events
     if variant:
@@ -383,7 +383,7 @@ def stream_windows(frames, events, labels, rng, variant: int, predict, cfg: Conf
         if flip:
             frames = frames[:, :, ::-1]
             ev = [(e, _swap(lab, labels)) for e, lab in events]
-        frames = np.concatenate([augment(np.ascontiguousarray(frames[i : i + 600]), rng)
+        frames = np.concatenate([augment(np.ascontiguousarray(frames[i : i + 600]), rng, colour=colour)
                                  for i in range(0, len(frames), 600)])
     offset = int(rng.integers(0, STEP)) if variant else 0
     return grid_windows(frames, ev, cfg.pipeline.clip_len - 1 + offset, predict, cfg, bg)
@@ -439,11 +439,12 @@ def train_small(args, cfg: Config, out: Path) -> int:
     small = [(downsample_crops(c.crops, ds), c.label) for c in clips]
 
     # stage-1 samplers first: on a many-core machine their processes fork before the backend starts
+    colour = getattr(args, "colour_jitter", 0.0)
     train_set = [small[i] for i in tr]
     val_set = [small[i] for i in va] or train_set
     pieces = StreamPieces(streams, bg, p.clip_len)
     sampler = ClipSampler(train_set, labels, np.random.default_rng(args.seed), p.clip_len, background=background,
-                          streams=pieces)
+                          streams=pieces, colour=colour)
     vs = ClipSampler(val_set, labels, np.random.default_rng(12345), p.clip_len, aug=False, background=background)
     if not head_only:
         val_batches = [vs.batch(BATCH, cfg.preprocess) for _ in range(max(2, min(8, len(val_set) // 8)))]
@@ -557,7 +558,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
             if lab == bg and not background:
                 continue
             for v in range(variants):
-                seq, events, ref = in_context(x, lab, labels, rng2, negs, v, black=black)
+                seq, events, ref = in_context(x, lab, labels, rng2, negs, v, black=black, colour=colour)
                 a, b, c, _ = grid_windows(seq, events, ref, predict, cfg, bg)
                 X += a
                 Y += b
@@ -575,7 +576,8 @@ def train_small(args, cfg: Config, out: Path) -> int:
             cut = int(0.8 * len(frames))
             events = [(e, lab) for _, e, lab in spans]
             for v in range(STREAM_VARIANTS):
-                X, y, w, E = stream_windows(frames, events, labels, rng2, v, predict, cfg, bg)
+                X, y, w, E = stream_windows(frames, events, labels, rng2, v, predict, cfg, bg,
+                                            colour=colour)
                 for x_, y_, w_, e_ in zip(X, y, w, E):
                     if e_ < cut:
                         SX.append(x_), SY.append(y_), SW.append(w_)
@@ -615,6 +617,8 @@ def train_small(args, cfg: Config, out: Path) -> int:
         "stage1_steps": state["step"], "seed": args.seed, "metas": [str(m) for m in args.meta],
         "streams": [str(x) for x in (getattr(args, "stream", None) or [])], "minutes": minutes,
     }
+    if colour:
+        spec.trained["colour_jitter"] = colour
     if init is not None:
         spec.trained["init"] = {"model": str(args.init), "trained": init.trained, "head_only": head_only}
     model = LoadedModel(spec, backbone, head)

@@ -126,6 +126,9 @@ def train_command(args, cfg: Config) -> int:
         raise GestureError("--init fine-tunes a small-backbone model; it cannot be combined with --weights")
     if getattr(args, "head_only", False) and not getattr(args, "init", None):
         raise GestureError("--head-only retrains the head of an existing model: give it --init MODEL_DIR")
+    if args.weights and getattr(args, "colour_jitter", 0.0):
+        raise GestureError("--colour-jitter augments the small backbone's training clips; the frozen --weights "
+                           "path trains on cached features and cannot use it")
     if args.weights:
         return train_frozen(args, cfg, out)
     return train_small(args, cfg, out)

@@ -77,12 +77,17 @@ def loop_to(clip: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([pp] * reps)[:n]
 
 
-def augment(seq: np.ndarray, rng: np.random.Generator, ref: int = 112) -> np.ndarray:
+def augment(seq: np.ndarray, rng: np.random.Generator, ref: int = 112, colour: float = 0.0) -> np.ndarray:
     """Same photometric and geometric change on every frame of ``seq (T, H, W, 3) uint8``.
 
     Shifts and sensor noise are given for a ``ref``-pixel crop and scale with the frame size, so a
     crop downsampled 4x for training gets the shift and the (4x4-averaged) noise the model sees live.
+    With probability ``colour`` the colours change as well (:func:`recolour`: hue, saturation and
+    channel order), so a model cannot lean on skin tone; at 0 no random number is drawn for it, so a
+    recipe without it gives the same samples as before it existed.
     """
+    if colour > 0 and rng.random() < colour:
+        seq = recolour(seq, rng)
     T, h, w, _ = seq.shape
     px = w / ref
     s = rng.uniform(0.9, 1.12)
@@ -103,6 +108,29 @@ def augment(seq: np.ndarray, rng: np.random.Generator, ref: int = 112) -> np.nda
         idx = rng.integers(0, len(bank), T)
         out = np.clip(out.astype(np.int16) + (bank[idx] * (noise / 4)).astype(np.int16), 0, 255).astype(np.uint8)
     return out
+
+
+def colour_matrix(rng: np.random.Generator) -> np.ndarray:
+    """A random 3x3 colour transform: hue turned about the grey axis, saturation x0-1.6, channels shuffled.
+
+    Grey stays grey (each row sums to 1), so brightness and the hand's outline survive: what changes
+    is what colour the hand, the sleeve and the background are.
+    """
+    grey = np.full((3, 3), 1 / 3)
+    a = rng.uniform(-np.pi, np.pi)
+    u = np.ones(3) / np.sqrt(3)
+    k = np.array([[0, -u[2], u[1]], [u[2], 0, -u[0]], [-u[1], u[0], 0]])
+    rot = np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * (k @ k)  # Rodrigues: turn about (1,1,1)
+    sat = rng.choice([0.0, rng.uniform(0.3, 1.6)], p=[0.15, 0.85])
+    m = grey + sat * rot @ (np.eye(3) - grey)
+    return m[rng.permutation(3)]
+
+
+def recolour(seq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``seq (..., 3) uint8`` with one :func:`colour_matrix` applied to every pixel."""
+    m = colour_matrix(rng).astype(np.float32)
+    out = seq.reshape(-1, 3).astype(np.float32) @ m.T
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8).reshape(seq.shape)  # +0.5: round, not truncate
 
 
 _NOISE: dict = {}

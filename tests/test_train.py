@@ -246,13 +246,15 @@ def test_annotated_streams_train_the_head_too(blob_data, tmp_path, capsys):
     mp4, csv_path = write_stream(str(tmp_path / "s.mp4"), 0.4, 5, width=320, height=240)
     out = tmp_path / "m"
     args = ["train", "--meta", str(blob_data), "--stream", str(mp4), "--out", str(out), "--backbone", "small",
-            "--width", "0.03", "--minutes", "0.1", "--val-split", "0.2", "--downsample", "2", "--batch", "16"]
+            "--width", "0.03", "--minutes", "0.1", "--val-split", "0.2", "--downsample", "2", "--batch", "16",
+            "--colour-jitter", "0.5"]
     assert main(args) == 0
     err = capsys.readouterr().err
     n_train = int(err.split("streams: ")[1].split(" training")[0])
     assert n_train > 100                                  # 0.4 min = 720 frames: windows every 8 frames, 2 variants
     spec = json.loads((out / "model.json").read_text())
     assert spec["trained"]["streams"] == [str(mp4)]
+    assert spec["trained"]["colour_jitter"] == 0.5        # the recipe is saved beside the weights
     assert spec["backbone"]["downsample"] == 2 and "56x56 inside" in (out / "MODEL_CARD.md").read_text()
     hist = json.loads((out / "report" / "metrics.json").read_text())["history_stage1"]
     assert 0.0 <= hist[-1]["val_stream_acc"] <= 1.0       # stage 1 also learned from (and validated on) stream pieces
@@ -314,6 +316,39 @@ def test_stage1_batches_do_not_depend_on_the_number_of_threads():
         assert xf.dtype == x1.dtype and np.array_equal(x1, xf) and np.array_equal(y1, yf)
     assert np.array_equal(resumed[0][0], one[4][0]) and np.array_equal(resumed[1][1], one[5][1])
     assert not np.array_equal(one[0][0], one[1][0])       # and the batches differ from one another
+
+
+def test_colour_jitter_changes_hue_but_keeps_brightness_and_grey():
+    from realtime.windows import augment, recolour
+
+    rng = np.random.default_rng(3)
+    skin = np.zeros((4, 8, 8, 3), np.uint8)
+    skin[...] = (90, 140, 200)                            # BGR skin tone
+    grey = np.full((4, 8, 8, 3), 120, np.uint8)
+    hues = set()
+    for _ in range(40):
+        out = recolour(skin, rng).astype(int)
+        assert (out == out[0, 0, 0]).all()                # one transform for every pixel of every frame
+        assert abs(out[0, 0, 0].mean() - skin[0, 0, 0].mean()) <= 1.0   # brightness (channel mean) kept
+        assert np.abs(recolour(grey, rng).astype(int) - 120).max() <= 1  # grey stays grey
+        hues.add(int(np.argmax(out[0, 0, 0])))
+    assert len(hues) == 3                                 # the dominant channel is not always red any more
+    x = np.random.default_rng(1).integers(0, 255, (6, 28, 28, 3)).astype(np.uint8)
+    # off: no random number drawn for it, so recipes without it give the samples they always gave
+    assert np.array_equal(augment(x, np.random.default_rng(5)), augment(x, np.random.default_rng(5), colour=0.0))
+    assert not np.array_equal(augment(x, np.random.default_rng(5)), augment(x, np.random.default_rng(5), colour=1.0))
+
+
+@pytest.mark.parametrize("extra, needle", [(["--colour-jitter", "1.5"], "--colour-jitter"),
+                                           (["--colour-jitter", "0.5", "--weights", "w.h5"], "--colour-jitter")])
+def test_colour_jitter_errors_are_one_line(blob_data, tmp_path, capsys, extra, needle):
+    try:
+        rc = main(["train", "--meta", str(blob_data), "--out", str(tmp_path / "m"), "--minutes", "0.05", *extra])
+    except SystemExit as e:                               # argparse's own one-line usage error
+        rc = e.code
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert needle in err[-1] and not (tmp_path / "m").exists()
 
 
 def test_strict_makes_a_short_clip_fatal(blob_data, tmp_path, capsys):
