@@ -12,10 +12,13 @@ from pathlib import Path
 import cv2
 
 
+USAGE = "usage: python scripts/subsample_stream.py IN.mp4 OUT.mp4 K   (K: keep every K-th frame, an integer >= 1)"
+
+
 def main():
+    if len(sys.argv) != 4 or not sys.argv[3].isdigit() or int(sys.argv[3]) < 1:
+        sys.exit(USAGE)
     src, out, k = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-    if k < 1:
-        sys.exit(f"K must be >= 1, got {k}")
     ann = src.with_suffix(".csv")
     if not src.exists() or not ann.exists():
         sys.exit(f"{src if not src.exists() else ann}: not found")
