@@ -69,10 +69,10 @@ class CaptureConfig:
 @dataclass(frozen=True)
 class DebounceConfig:
     smoothing: int = field(default=3, metadata=_rng(1, 64))
-    threshold: float = field(default=0.98, metadata=_rng(0, 1, lo_open=True))
+    threshold: float = field(default=0.97, metadata=_rng(0, 1, lo_open=True))
     rearm: float = field(default=0.4, metadata=_rng(0, 1))
     cooldown_s: float = field(default=0.8, metadata=_rng(0, 60))
-    opposite_s: float = field(default=0.0, metadata=_rng(0, 60))
+    opposite_s: float = field(default=1.0, metadata=_rng(0, 60))
 
 
 @dataclass(frozen=True)
