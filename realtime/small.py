@@ -68,7 +68,8 @@ class ClipSampler:
     at a gesture's end, 60% between gestures). The rest come from the clips: 60% a piece of a
     gesture (from its middle 70%, so it holds the motion), 28% a piece of ``no_gesture`` footage,
     12% a hand held still (a gesture's first or last pose: a pose is not a gesture). Speed
-    x0.8-1.25, mirroring (left and right swap), photometric and geometric jitter.
+    x0.8-1.25, mirroring (left and right swap), photometric and geometric jitter, and with
+    probability ``colour`` a new colouring (:func:`realtime.windows.recolour`).
     """
 
     def __init__(self, clips, labels, rng, clip_len=16, aug=True, background=True, streams=None, colour=0.0):
