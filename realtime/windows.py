@@ -111,7 +111,8 @@ def augment(seq: np.ndarray, rng: np.random.Generator, ref: int = 112, colour: f
 
 
 def colour_matrix(rng: np.random.Generator) -> np.ndarray:
-    """A random 3x3 colour transform: hue turned about the grey axis, saturation x0-1.6, channels shuffled.
+    """A random 3x3 colour transform: hue turned about the grey axis, saturation x0.3-1.6 (or 0: grey, 15%),
+    channels shuffled.
 
     Grey stays grey (each row sums to 1), so brightness and the hand's outline survive: what changes
     is what colour the hand, the sleeve and the background are.
