@@ -29,16 +29,52 @@ def _probability(text: str) -> float:
     return v
 
 
+def _fraction(text: str) -> float:
+    """A share held out, 0 <= v < 1 (all of it held out leaves nothing to train on)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 up to (not including) 1, got {text!r}")
+    return v
+
+
+def _at_least(lo: int):
+    """An integer >= ``lo``: counts, sizes and seeds, refused at the command line instead of deep inside
+    a run (a negative --per-class once surfaced as numpy's OverflowError, --epochs -2 trained nothing)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = lo - 1
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {lo}, got {text!r}")
+        return v
+    return parse
+
+
+def _positive(text: str) -> float:
+    """A finite number > 0: seconds, minutes, widths."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0.0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return v
+
+
 def _live_args(p: argparse.ArgumentParser, default_source: str) -> None:
     p.add_argument("--source", default=default_source,
                    help="camera index (0), a video file, or 'synthetic[:SEED]' (default: %(default)s)")
     p.add_argument("--model", default=None, help="model folder (default: the bundled model)")
     p.add_argument("--weights", default=None, help="Sports1M C3D Keras-2 HDF5, for models with the full backbone")
     p.add_argument("--headless", action="store_true", help="no window; print events on stdout")
-    p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--seconds", type=_positive, default=None, help="stop after this many seconds")
     p.add_argument("--events-out", default=None, metavar="FILE.jsonl", help="append one JSON object per event")
     p.add_argument("--realtime", action="store_true", help="play a video file at its own fps (drops like a camera)")
-    p.add_argument("--stride", type=int, default=None, help="frames between clips/decisions (1, 2, 4, 8, 16)")
+    p.add_argument("--stride", type=_at_least(1), default=None, help="frames between clips/decisions (1, 2, 4, 8, 16)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
     p.add_argument("--keys", action="store_true", help="arm keystrokes from the start")
     p.add_argument("--dry-run", action="store_true", help="print the keystrokes that would be sent, send none")
@@ -62,26 +98,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, help="C3D_Sport1M_weights_keras_2.2.4.h5 (Keras-2 HDF5)")
     p.add_argument("--out", required=True, help="output .npy, shape (n_clips, 4096) float32")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--batch", type=_at_least(1), default=4)
     _common_config(p)
 
     p = sub.add_parser("synth", help="render synthetic gesture clips or a continuous stream")
     ss = p.add_subparsers(dest="what", required=True)
     q = ss.add_parser("clips", help="DIR/Train_Data/<label>/*.mp4 + DIR/meta.csv")
     q.add_argument("--out", required=True)
-    q.add_argument("--per-class", type=int, required=True)
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--width", type=int, default=320)
-    q.add_argument("--height", type=int, default=240)
+    q.add_argument("--per-class", type=_at_least(1), required=True)
+    q.add_argument("--seed", type=_at_least(0), default=0)
+    q.add_argument("--width", type=_at_least(16), default=320)
+    q.add_argument("--height", type=_at_least(16), default=240)
     q.add_argument("--fps", type=float, default=30.0, help="frame rate of the videos (the motion keeps its speed in seconds)")
-    q.add_argument("--workers", type=int, default=2)
+    q.add_argument("--workers", type=_at_least(1), default=2)
     q.add_argument("--debug", action="store_true")
     q = ss.add_parser("stream", help="one video with gestures between no_gesture stretches + a CSV of them")
     q.add_argument("--out", required=True, help="S.mp4 (S.csv is written beside it)")
-    q.add_argument("--minutes", type=float, required=True)
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--width", type=int, default=320)
-    q.add_argument("--height", type=int, default=240)
+    q.add_argument("--minutes", type=_positive, required=True)
+    q.add_argument("--seed", type=_at_least(0), default=0)
+    q.add_argument("--width", type=_at_least(16), default=320)
+    q.add_argument("--height", type=_at_least(16), default=240)
     q.add_argument("--fps", type=float, default=30.0, help="frame rate of the video (the motion keeps its speed in seconds)")
     q.add_argument("--debug", action="store_true")
 
@@ -95,12 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--weights", default=None, help="Sports1M C3D HDF5: frozen full backbone, cached fc7 features")
     g.add_argument("--backbone", choices=("small",), default=None, help="width-scaled C3D trained from scratch")
-    p.add_argument("--width", type=float, default=None, help="small backbone width multiplier (default 0.125)")
+    p.add_argument("--width", type=_positive, default=None, help="small backbone width multiplier (default 0.125)")
     p.add_argument("--downsample", type=int, choices=(1, 2, 4), default=None,
                    help="small: the backbone pools the 112x112 crop by this factor first (4: 28x28, the default)")
-    p.add_argument("--batch", type=int, default=32,
+    p.add_argument("--batch", type=_at_least(1), default=32,
                    help="small: clips per stage-1 step (default 32; larger keeps a GPU busy)")
-    p.add_argument("--sampler-procs", type=int, default=None, metavar="N",
+    p.add_argument("--sampler-procs", type=_at_least(0), default=None, metavar="N",
                    help="small: draw stage-1 batches on N forked processes (default: cores - 2, at most 12, on a "
                         "machine with 8 or more cores, else 0: threads)")
     p.add_argument("--head", choices=("small", "seed"), default=None, help="head kind (default small)")
@@ -114,12 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="small: with probability P an augmented sample also changes colour (hue, saturation, "
                         "channel order), for hands, gloves and rooms of colours the training data lacks "
                         "(default 0: off)")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=_at_least(1), default=None,
                    help="small: passes over the training clips in stage 1 (default: run for --minutes); "
                         "--weights or --head-only: head epochs")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-split", type=float, default=0.2)
-    p.add_argument("--minutes", type=float, default=None,
+    p.add_argument("--seed", type=_at_least(0), default=0)
+    p.add_argument("--val-split", type=_fraction, default=0.2)
+    p.add_argument("--minutes", type=_positive, default=None,
                    help="small: the whole run's time budget (default 25; stage 1 gets 65%%)")
     p.add_argument("--strict", action="store_true", help="a clip shorter than 16 frames is fatal, not skipped")
     a = p.add_argument_group("ablation (docs/ablation.md): put back one of the seed's choices")
@@ -137,14 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", default=None)
     p.add_argument("--annotations", default=None, help="stream CSV label,start_frame,end_frame (default: S.csv)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--stride", type=int, default=None)
+    p.add_argument("--stride", type=_at_least(1), default=None)
     p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
     _common_config(p)
 
     p = sub.add_parser("record", help="guided recording of new training clips")
     p.add_argument("--label", required=True)
-    p.add_argument("--count", type=int, default=5)
-    p.add_argument("--seconds", type=float, default=None)
+    p.add_argument("--count", type=_at_least(1), default=5)
+    p.add_argument("--seconds", type=_positive, default=None)
     p.add_argument("--source", default="0")
     p.add_argument("--out", default=None, help="dataset folder (default: recorder.dir)")
     p.add_argument("--headless", action="store_true")
@@ -155,8 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", choices=("full", "small"), default="full")
     # fp32 by default: bf16 is only faster where the CPU has AMX/AVX512_BF16 (see docs/performance.md)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    p.add_argument("--stride", type=int, default=4)
-    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--stride", type=_at_least(1), default=4)
+    p.add_argument("--seconds", type=_positive, default=30.0)
     p.add_argument("--offline", action="store_true", help="C3D clips/s at batch 1, 4, 16 and feature extraction")
     p.add_argument("--model", default=None)
     _common_config(p)

@@ -553,3 +553,37 @@ class TestConfig:
         unk.write_text("pipeline:\n  stride: 4\n  colour: red\n")
         with pytest.raises(ConfigError, match=r"unk.yaml: unknown key 'pipeline.colour'"):
             load_config(unk)
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["train", "--meta", "m.csv", "--out", "o", "--epochs", "-2"], "--epochs"),
+    (["train", "--meta", "m.csv", "--out", "o", "--val-split", "1"], "--val-split"),
+    (["train", "--meta", "m.csv", "--out", "o", "--batch", "0"], "--batch"),
+    (["train", "--meta", "m.csv", "--out", "o", "--minutes", "nan"], "--minutes"),
+    (["synth", "clips", "--out", "d", "--per-class", "-1"], "--per-class"),
+    (["synth", "stream", "--out", "s.mp4", "--minutes", "-1"], "--minutes"),
+    (["synth", "stream", "--out", "s.mp4", "--minutes", "1", "--seed", "-3"], "--seed"),
+    (["live", "--seconds", "0"], "--seconds"),
+    (["record", "--label", "Shake_Hand", "--count", "zero"], "--count"),
+    (["bench", "--stride", "0"], "--stride"),
+])
+def test_bad_numbers_are_refused_by_name_before_any_work(argv, flag, tmp_path, capsys, monkeypatch):
+    """A count, size or duration out of range is argparse's usage error naming the flag, and nothing is written
+    (a negative --per-class once ended as numpy's OverflowError, a negative --minutes wrote a 1-frame stream)."""
+    from realtime.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"argument {flag}" in last and "expected" in last
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_good_numbers_still_parse():
+    from realtime.cli import build_parser
+
+    a = build_parser().parse_args(["train", "--meta", "m.csv", "--out", "o", "--epochs", "3", "--val-split", "0",
+                                   "--minutes", "0.05", "--width", "0.03", "--sampler-procs", "0", "--seed", "0"])
+    assert (a.epochs, a.val_split, a.minutes, a.width, a.sampler_procs, a.seed) == (3, 0.0, 0.05, 0.03, 0, 0)
