@@ -220,11 +220,17 @@ def eval_command(args, cfg: Config) -> int:
 
     if not args.meta and not args.stream:
         raise GestureError("gesture eval: give --meta CSV (clip accuracy) and/or --stream S.mp4 (event metrics)")
+    # every input is checked before the model loads and the clips play: a typo in --stream is not found out
+    # after minutes of --meta
+    if args.stream and not Path(args.stream).is_file():
+        raise GestureError(f"{args.stream}: --stream video not found")
+    if args.annotations:
+        read_annotations(args.annotations, cfg.labels)
+    items = read_meta(args.meta, cfg.labels) if args.meta else []
     model = load_model(args.model or cfg.model.path, cfg, precision=cfg.pipeline.precision, weights=args.weights)
     result: dict = {"model": str(model.path), "stride": cfg.pipeline.stride, "precision": cfg.pipeline.precision,
                     "mirror_average": mirror.enabled(cfg.pipeline.mirror_average, model.spec)}
     if args.meta:
-        items = read_meta(args.meta, cfg.labels)
         clips, labels, skipped = [], [], []
         for it in items:
             c = load_crops(it, cfg)

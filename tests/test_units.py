@@ -587,3 +587,18 @@ def test_good_numbers_still_parse():
     a = build_parser().parse_args(["train", "--meta", "m.csv", "--out", "o", "--epochs", "3", "--val-split", "0",
                                    "--minutes", "0.05", "--width", "0.03", "--sampler-procs", "0", "--seed", "0"])
     assert (a.epochs, a.val_split, a.minutes, a.width, a.sampler_procs, a.seed) == (3, 0.0, 0.05, 0.03, 0, 0)
+
+
+@pytest.mark.parametrize("extra, needle", [(["--stream", "nope.mp4"], "nope.mp4: --stream video not found"),
+                                           (["--stream", "s.mp4", "--annotations", "no.csv"], "no.csv: annotations"),
+                                           (["--meta", "no_meta.csv"], "no_meta.csv")])
+def test_eval_checks_its_inputs_before_the_model(extra, needle, tmp_path, capsys, monkeypatch):
+    """`gesture eval` names a missing --stream, --annotations or --meta before it loads a model (here there is
+    none: the model folder's error would come first otherwise) or plays minutes of clips."""
+    from realtime.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.mp4").write_bytes(b"")
+    assert main(["eval", "--model", str(tmp_path / "no_model"), *extra]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert needle in last and "model" not in last.replace("--model", "")
