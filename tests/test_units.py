@@ -602,3 +602,17 @@ def test_eval_checks_its_inputs_before_the_model(extra, needle, tmp_path, capsys
     assert main(["eval", "--model", str(tmp_path / "no_model"), *extra]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert needle in last and "model" not in last.replace("--model", "")
+
+
+def test_train_checks_streams_before_reading_clips(tmp_path, capsys, monkeypatch):
+    """A missing --stream (or its CSV) is named before any clip is read: the meta here does not even exist,
+    and the stream's error must still be the one reported."""
+    from realtime.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--meta", "no_meta.csv", "--out", "m", "--stream", "s.mp4"]) == 2
+    assert "s.mp4: --stream video not found" in capsys.readouterr().err.strip().splitlines()[-1]
+    (tmp_path / "s.mp4").write_bytes(b"")
+    assert main(["train", "--meta", "no_meta.csv", "--out", "m", "--stream", "s.mp4"]) == 2
+    assert "s.csv: annotations for --stream s.mp4 not found" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "m").exists()
