@@ -1636,6 +1636,11 @@ class SyntheticStream:
         return lm
 
     @property
+    def landmarks(self):
+        """The hand's landmarks ``(21, 3)`` px that the last ``read()`` painted (NaN: no hand; None before one)."""
+        return self._prev
+
+    @property
     def scene(self):
         """The scene of the last frame advanced to (a new object at every scene cut)."""
         return self._scene

@@ -234,7 +234,7 @@ def test_restyled_stream_has_the_renderers_motion_in_another_look():
     shown, motion = [], []
     for _ in range(n):
         shown.append(real.read())
-        motion.append(real._prev)              # the landmarks the renderer painted this frame
+        motion.append(real.landmarks)          # the landmarks the renderer painted this frame
     planned = [lm for _, (_, lm) in zip(range(n), restyle.plan(5))]
     for a, b in zip(motion, planned):          # the same hand, frame for frame: S.csv scores it too
         assert (a is None and b is None) or np.array_equal(a, b, equal_nan=True)
