@@ -19,25 +19,23 @@ def _common_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
 
 
-def _probability(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}")
-    return v
+def _real(what: str, ok):
+    """A number the flag accepts when ``ok(v)``; else argparse's usage error ``expected <what>``."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = float("nan")
+        if not ok(v):  # NaN fails every comparison
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return v
+    return parse
 
 
-def _fraction(text: str) -> float:
-    """A share held out, 0 <= v < 1 (all of it held out leaves nothing to train on)."""
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction from 0 up to (not including) 1, got {text!r}")
-    return v
+_probability = _real("a probability between 0 and 1", lambda v: 0.0 <= v <= 1.0)
+# a share held out: all of it leaves nothing to train on
+_fraction = _real("a fraction from 0 up to (not including) 1", lambda v: 0.0 <= v < 1.0)
+_positive = _real("a number > 0", lambda v: 0.0 < v < float("inf"))  # seconds, minutes, widths
 
 
 def _at_least(lo: int):
@@ -52,17 +50,6 @@ def _at_least(lo: int):
             raise argparse.ArgumentTypeError(f"expected a whole number >= {lo}, got {text!r}")
         return v
     return parse
-
-
-def _positive(text: str) -> float:
-    """A finite number > 0: seconds, minutes, widths."""
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0.0 < v < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return v
 
 
 def _live_args(p: argparse.ArgumentParser, default_source: str) -> None:
