@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="small: the backbone pools the 112x112 crop by this factor first (4: 28x28, the default)")
     p.add_argument("--batch", type=_at_least(1), default=32,
                    help="small: clips per stage-1 step (default 32; larger keeps a GPU busy)")
-    p.add_argument("--sampler-procs", type=_at_least(0), default=None, metavar="N",
+    p.add_argument("--sampler-procs", type=int, default=None, metavar="N",
                    help="small: draw stage-1 batches on N forked processes (default: cores - 2, at most 12, on a "
                         "machine with 8 or more cores, else 0: threads)")
     p.add_argument("--head", choices=("small", "seed"), default=None, help="head kind (default small)")

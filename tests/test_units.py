@@ -585,8 +585,8 @@ def test_good_numbers_still_parse():
     from realtime.cli import build_parser
 
     a = build_parser().parse_args(["train", "--meta", "m.csv", "--out", "o", "--epochs", "3", "--val-split", "0",
-                                   "--minutes", "0.05", "--width", "0.03", "--sampler-procs", "0", "--seed", "0"])
-    assert (a.epochs, a.val_split, a.minutes, a.width, a.sampler_procs, a.seed) == (3, 0.0, 0.05, 0.03, 0, 0)
+                                   "--minutes", "0.05", "--width", "0.03", "--seed", "0"])
+    assert (a.epochs, a.val_split, a.minutes, a.width, a.seed) == (3, 0.0, 0.05, 0.03, 0)
 
 
 @pytest.mark.parametrize("extra, needle", [(["--stream", "nope.mp4"], "nope.mp4: --stream video not found"),
