@@ -175,9 +175,12 @@ def test_close_drains_the_queue(tmp_path):
 
 
 _CTRL_C_SCRIPT = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     import numpy as np
     from realtime.recorder import ClipRecorder, write_clip
+    # Ctrl-C as in a terminal: a test run started in the background by a shell without job control
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     root, mode = sys.argv[1], sys.argv[2]
     clip = np.random.default_rng(0).integers(0, 255, (96, 112, 112, 3), dtype=np.uint8)
     print("ready", flush=True)
