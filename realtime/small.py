@@ -273,6 +273,19 @@ def cut_windows(ends, feats, events, cfg: Config, bg: int):
     return X, y, w, E
 
 
+def stream_files(path) -> tuple[Path, Path]:
+    """``(S.mp4, S.csv)`` of a ``--stream``, or a one-line error naming the one that is missing."""
+    from .errors import GestureError
+
+    path = Path(path)
+    ann = path.with_suffix(".csv")
+    if not path.is_file():
+        raise GestureError(f"{path}: --stream video not found")
+    if not ann.is_file():
+        raise GestureError(f"{ann}: annotations for --stream {path.name} not found (label,start_frame,end_frame)")
+    return path, ann
+
+
 def load_stream(path, cfg: Config, factor: int = DOWNSAMPLE):
     """An annotated stream for training: ``(frames (T, s, s, 3) uint8 downsampled crops, [(start, end, label)])``.
 
@@ -286,12 +299,7 @@ def load_stream(path, cfg: Config, factor: int = DOWNSAMPLE):
     from .framerate import TOLERANCE, FrameRateAdapter, video_fps
     from .preprocess import crop_frame
 
-    path = Path(path)
-    ann = path.with_suffix(".csv")
-    if not path.exists():
-        raise GestureError(f"{path}: stream video not found")
-    if not ann.exists():
-        raise GestureError(f"{ann}: annotations for stream {path.name} not found (label,start_frame,end_frame)")
+    path, ann = stream_files(path)
     labels = list(cfg.labels)
     spans = [(s, e, labels.index(lab)) for lab, s, e in read_annotations(ann, labels) if lab != NO_GESTURE]
     cap = cv2.VideoCapture(str(path))

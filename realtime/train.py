@@ -129,13 +129,11 @@ def train_command(args, cfg: Config) -> int:
     if args.weights and getattr(args, "colour_jitter", 0.0):
         raise GestureError("--colour-jitter augments the small backbone's training clips; the frozen --weights "
                            "path trains on cached features and cannot use it")
-    for sp in getattr(args, "stream", None) or []:  # before minutes of reading clips, not after
-        sp = Path(sp)
-        if not sp.is_file():
-            raise GestureError(f"{sp}: --stream video not found")
-        if not sp.with_suffix(".csv").is_file():
-            raise GestureError(f"{sp.with_suffix('.csv')}: annotations for --stream {sp.name} not found "
-                               f"(label,start_frame,end_frame)")
+    if getattr(args, "stream", None):  # before minutes of reading clips, not after
+        from .small import stream_files
+
+        for sp in args.stream:
+            stream_files(sp)
     if args.weights:
         return train_frozen(args, cfg, out)
     return train_small(args, cfg, out)
