@@ -54,9 +54,34 @@ def test_a_setting_scored_by_replay_matches_the_live_engine(tmp_path):
     assert res["n_events"] > 0                               # the comparison is about events, not their absence
     assert (res["matched"], res["false_events"]) == (matched, false)
 
+    # --max-delay: annotate a gesture ending 6 frames (0.2 s) before one of the events, so that it is matched late
+    label, frame = re.search(r"wrong (\S+) at frame (\d+)", out).groups()
+    (tmp_path / "s.csv").write_text(f"label,start_frame,end_frame\n{label},{int(frame) - 36},{int(frame) - 6}\n")
+    setting = [model, stream, 4, "--at", f"1,{thr},0.5,0"]
+
+    def score_and_delay(text):
+        line = text.splitlines()[0]
+        return (float(re.search(r"score (\S+) \(", line).group(1)),
+                float(re.search(r"delay median (\S+) missed", line).group(1)))
+
+    score, delay = score_and_delay(_run(setting, tmp_path))
+    assert np.isfinite(score) and delay == pytest.approx(0.2)           # under the default cap of 0.4 s
+    assert score_and_delay(_run(setting + ["--max-delay", 0.15], tmp_path)) == (-np.inf, delay)
+    assert score_and_delay(_run(setting + ["--max-delay", 0.25], tmp_path)) == (score, delay)
+
 
 def test_a_malformed_setting_is_one_line_naming_the_flag(tmp_path):
     r = subprocess.run([sys.executable, str(SCRIPT), "models/x", "s.mp4", "--at", "3,0.98"], capture_output=True,
                        text=True, env=helpers.subprocess_env(), timeout=60)
     assert r.returncode != 0 and r.stderr.strip().splitlines() == [
         "tune_debounce: --at wants SMOOTHING,THRESHOLD,COOLDOWN_S,OPPOSITE_S, e.g. --at 3,0.98,0.8,0"]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("soon", "tune_debounce: --max-delay wants seconds, e.g. --max-delay 0.5"),
+    ("0", "tune_debounce: --max-delay 0.0: must be more than 0 and at most 5 seconds"),
+])
+def test_a_malformed_delay_cap_is_one_line_naming_the_flag(value, message):
+    r = subprocess.run([sys.executable, str(SCRIPT), "models/x", "s.mp4", "--max-delay", value], capture_output=True,
+                       text=True, env=helpers.subprocess_env(), timeout=60)
+    assert r.returncode != 0 and r.stderr.strip().splitlines() == [message]
