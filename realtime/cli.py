@@ -38,16 +38,17 @@ _fraction = _real("a fraction from 0 up to (not including) 1", lambda v: 0.0 <= 
 _positive = _real("a number > 0", lambda v: 0.0 < v < float("inf"))  # seconds, minutes, widths
 
 
-def _at_least(lo: int):
-    """An integer >= ``lo``: counts, sizes and seeds, refused at the command line instead of deep inside
-    a run (a negative --per-class once surfaced as numpy's OverflowError, --epochs -2 trained nothing)."""
+def _at_least(lo: int, hi: int | None = None):
+    """An integer >= ``lo`` (and <= ``hi``): counts, sizes and seeds, refused at the command line instead of
+    deep inside a run (a negative --per-class once surfaced as numpy's OverflowError, --epochs -2 trained nothing)."""
     def parse(text: str) -> int:
         try:
             v = int(text)
         except ValueError:
             v = lo - 1
-        if v < lo:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {lo}, got {text!r}")
+        if v < lo or (hi is not None and v > hi):
+            want = f">= {lo}" if hi is None else f"from {lo} to {hi}"
+            raise argparse.ArgumentTypeError(f"expected a whole number {want}, got {text!r}")
         return v
     return parse
 
@@ -137,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="small: with probability P an augmented sample also changes colour (hue, saturation, "
                         "channel order), for hands, gloves and rooms of colours the training data lacks "
                         "(default 0: off)")
+    p.add_argument("--label-delay", type=_at_least(0, 16), default=0, metavar="FRAMES",
+                   help="the head learns to answer FRAMES frames (at most 16) after a gesture ends instead of at "
+                        "once: it first sees what the hand does next, which tells a swipe from the move into "
+                        "another gesture, for that much more delay on every event (default 0; the model "
+                        "folder records it)")
     p.add_argument("--epochs", type=_at_least(1), default=None,
                    help="small: passes over the training clips in stage 1 (default: run for --minutes); "
                         "--weights or --head-only: head epochs")

@@ -66,6 +66,13 @@ def clip_windows(crops: np.ndarray, cfg: Config, offsets=(0, 8)) -> tuple[np.nda
     return seq, [window_clip_ends(g + o, p.window, p.feature_spacing) for o in offsets]
 
 
+def answer_offsets(trained: dict) -> tuple[int, int]:
+    """Where a clip's answer is read: the windows ending 0 and 8 frames after it, moved later by the
+    ``label_delay`` the head was trained with (``gesture train --label-delay``), the head's own answer point."""
+    d = int((trained or {}).get("label_delay", 0))
+    return d, d + 8
+
+
 def clip_predictions(model, cfg: Config, clips, labels, batch: int = 16, progress: bool = True):
     """(y_true, y_pred, probs) for clips ``(T, size, size, 3) uint8`` with integer ``labels``."""
     from tqdm import tqdm
@@ -79,7 +86,7 @@ def clip_predictions(model, cfg: Config, clips, labels, batch: int = 16, progres
     swap = mirror.swap_index(model.labels)
     y_pred, probs_all = [], []
     for crops in tqdm(clips, desc="clip accuracy", unit="clip", disable=not progress or None):
-        seq, wins = clip_windows(crops, cfg)
+        seq, wins = clip_windows(crops, cfg, answer_offsets(model.spec.trained))
         ends = sorted({e for w in wins for e in w})
         feats = {v: {} for v in views}
         for i in range(0, len(ends), batch):

@@ -86,11 +86,11 @@ def cached_features(items, clips, predict, cfg: Config, cache_dir: Path, weights
     return out
 
 
-def windows_from_grid(ends, feats, g, label: int, bg: int, cfg: Config):
+def windows_from_grid(ends, feats, g, label: int, bg: int, cfg: Config, delay: int = 0):
     """All windows of one clip's feature grid: X (n, window, D), y (n,), w (n,), window ends (n,)."""
     from .small import cut_windows
 
-    return cut_windows(ends, feats, [] if label == bg else [(int(g), label)], cfg, bg)
+    return cut_windows(ends, feats, [] if label == bg else [(int(g), label)], cfg, bg, delay)
 
 
 def train_frozen_head(args, cfg: Config, out: Path) -> int:
@@ -118,12 +118,13 @@ def train_frozen_head(args, cfg: Config, out: Path) -> int:
     labels = list(cfg.labels)
     bg = labels.index(NO_GESTURE)
     tr, va = stratified_split([c.item for c in clips], args.val_split, args.seed)
+    delay = getattr(args, "label_delay", 0) or 0
 
     def collect(idx):
         X, y, w = [], [], []
         for i in idx:
             ends, feats, g = grids[i]
-            a, b, c, _ = windows_from_grid(ends, feats, g, clips[i].label, bg, cfg)
+            a, b, c, _ = windows_from_grid(ends, feats, g, clips[i].label, bg, cfg, delay)
             X += a
             y += b
             w += c
@@ -156,21 +157,27 @@ def train_frozen_head(args, cfg: Config, out: Path) -> int:
                 "acc": h.get("accuracy", h.get("weighted_accuracy", [0] * len(h["loss"])))[i],
                 "val_acc": h.get("val_accuracy", h.get("val_weighted_accuracy", [0] * len(h["loss"])))[i]}
                for i in range(len(h["loss"]))]
-    # clip accuracy on validation clips: windows ending 0 and 8 frames after the clip end
+    # clip accuracy on validation clips: windows ending 0 and 8 frames after the clip end (+ the label delay)
+    from .evaluate import answer_offsets, confusion
+
+    trained = {"label_delay": delay} if delay else {}
+    offsets = answer_offsets(trained)
     y_true, y_pred = [], []
     hp = predict_fn(head)
     for i in (va or tr):
         ends, feats, g = grids[i]
         X, _, _, E = windows_from_grid(ends, feats, g, clips[i].label, bg, cfg)
-        cand = [x for x, e in zip(X, E) if e in (g, g + 8)]
+        # the cached grid has a feature every 8 frames from the gesture end: the first window at or after each
+        # answer point (the gesture end itself and 8 frames later unless the head was taught to answer later)
+        at = {min((e for e in E if e - g >= o), default=max(E, default=None)) for o in offsets}
+        cand = [x for x, e in zip(X, E) if e in at]
         pr = hp(np.stack(cand)).mean(0) if cand else np.zeros(len(labels))
         y_true.append(clips[i].label)
         y_pred.append(int(np.argmax(pr)))
-    from .evaluate import confusion
-
     cm = confusion(y_true, y_pred, len(labels))
     spec.trained = {"summary": f"frozen Sports1M C3D + {kind} head on {len(tr)} clips", "seed": args.seed,
-                    "metas": [str(m) for m in args.meta], "minutes": round((time.monotonic() - t0) / 60, 1)}
+                    "metas": [str(m) for m in args.meta], "minutes": round((time.monotonic() - t0) / 60, 1),
+                    **trained}
     write_model(out, spec, None, head)
     (out / "report").mkdir(exist_ok=True)
     metrics = {"clip_accuracy_val": float(np.mean(np.array(y_true) == np.array(y_pred))), "n_train": len(tr),

@@ -229,11 +229,11 @@ def in_context(crops, label, labels, rng, negs, variant: int, black: bool = Fals
     return seq, events, ref
 
 
-def label_window(end: int, events, bg: int) -> tuple[int, float]:
+def label_window(end: int, events, bg: int, delay: int = 0) -> tuple[int, float]:
     """(class, weight) of the window ending at frame ``end`` given the gestures ``events``."""
     out = (bg, 1.0)
     for g, lab in events:
-        y, w = window_label(end - g, lab, bg)
+        y, w = window_label(end - g, lab, bg, delay)
         if y != bg:
             return y, w
         if w == 0.0:
@@ -241,7 +241,7 @@ def label_window(end: int, events, bg: int) -> tuple[int, float]:
     return out
 
 
-def grid_windows(seq, events, ref, predict, cfg: Config, bg: int, batch: int = 64):
+def grid_windows(seq, events, ref, predict, cfg: Config, bg: int, batch: int = 64, delay: int = 0):
     """Features every ``STEP`` frames (one grid point on ``ref``), cut into labelled head windows.
 
     Returns ``X (n, window, D)``, ``y (n,)``, ``w (n,)`` and the window end frames ``(n,)``.
@@ -254,10 +254,10 @@ def grid_windows(seq, events, ref, predict, cfg: Config, bg: int, batch: int = 6
     ends = list(range(first, len(seq), STEP))
     feats = np.concatenate([predict(to_model_input(np.stack([seq[e - L + 1 : e + 1] for e in ends[i : i + batch]]),
                                                    cfg.preprocess)) for i in range(0, len(ends), batch)])
-    return cut_windows(ends, feats, events, cfg, bg)
+    return cut_windows(ends, feats, events, cfg, bg, delay)
 
 
-def cut_windows(ends, feats, events, cfg: Config, bg: int):
+def cut_windows(ends, feats, events, cfg: Config, bg: int, delay: int = 0):
     """Every complete head window of a feature grid, labelled by :func:`label_window`:
     ``X (n, window, D)``, ``y (n,)``, ``w (n,)`` and the window end frames ``(n,)``."""
     p = cfg.pipeline
@@ -268,7 +268,7 @@ def cut_windows(ends, feats, events, cfg: Config, bg: int):
         if not all(v in at for v in win):
             continue
         X.append(feats[[at[v] for v in win]])
-        lab, wt = label_window(e, events, bg)
+        lab, wt = label_window(e, events, bg, delay)
         y.append(lab), w.append(wt), E.append(e)
     return X, y, w, E
 
@@ -384,7 +384,8 @@ def _window_sum(mask: np.ndarray, L: int) -> np.ndarray:
     return cs[L:] - cs[:-L]
 
 
-def stream_windows(frames, events, labels, rng, variant: int, predict, cfg: Config, bg: int, colour: float = 0.0):
+def stream_windows(frames, events, labels, rng, variant: int, predict, cfg: Config, bg: int, colour: float = 0.0,
+                   delay: int = 0):
     """Head windows of a whole annotated stream; variant > 0 mirrors (swapping left/right) and jitters it."""
     ev = events
     if variant:
@@ -395,7 +396,7 @@ def stream_windows(frames, events, labels, rng, variant: int, predict, cfg: Conf
         frames = np.concatenate([augment(np.ascontiguousarray(frames[i : i + 600]), rng, colour=colour)
                                  for i in range(0, len(frames), 600)])
     offset = int(rng.integers(0, STEP)) if variant else 0
-    return grid_windows(frames, ev, cfg.pipeline.clip_len - 1 + offset, predict, cfg, bg)
+    return grid_windows(frames, ev, cfg.pipeline.clip_len - 1 + offset, predict, cfg, bg, delay=delay)
 
 
 def _he_init(model, seed: int) -> None:
@@ -449,6 +450,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
 
     # stage-1 samplers first: on a many-core machine their processes fork before the backend starts
     colour = getattr(args, "colour_jitter", 0.0)
+    delay = getattr(args, "label_delay", 0) or 0  # frames: the head answers this much after a gesture ends
     train_set = [small[i] for i in tr]
     val_set = [small[i] for i in va] or train_set
     pieces = StreamPieces(streams, bg, p.clip_len)
@@ -568,7 +570,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
                 continue
             for v in range(variants):
                 seq, events, ref = in_context(x, lab, labels, rng2, negs, v, black=black, colour=colour)
-                a, b, c, _ = grid_windows(seq, events, ref, predict, cfg, bg)
+                a, b, c, _ = grid_windows(seq, events, ref, predict, cfg, bg, delay=delay)
                 X += a
                 Y += b
                 W += c
@@ -586,7 +588,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
             events = [(e, lab) for _, e, lab in spans]
             for v in range(STREAM_VARIANTS):
                 X, y, w, E = stream_windows(frames, events, labels, rng2, v, predict, cfg, bg,
-                                            colour=colour)
+                                            colour=colour, delay=delay)
                 for x_, y_, w_, e_ in zip(X, y, w, E):
                     if e_ < cut:
                         SX.append(x_), SY.append(y_), SW.append(w_)
@@ -628,6 +630,8 @@ def train_small(args, cfg: Config, out: Path) -> int:
     }
     if colour:
         spec.trained["colour_jitter"] = colour
+    if delay:
+        spec.trained["label_delay"] = delay  # where the head answers: gesture eval --meta reads it there
     if init is not None:
         spec.trained["init"] = {"model": str(args.init), "trained": init.trained, "head_only": head_only}
     model = LoadedModel(spec, backbone, head)
@@ -730,6 +734,10 @@ def _card(spec, metrics: dict, args) -> str:
     origin = ("trained from scratch" if "init" not in t else
               f"taken unchanged from `{t['init']['model']}` (`--head-only`)" if t["init"].get("head_only")
               else f"fine-tuned from `{t['init']['model']}`")
+    delay = t.get("label_delay", 0)
+    delay_note = (f"\nThe head was taught to answer {delay} frames ({delay / spec.fps:.2f} s) after a gesture ends "
+                  f"(`--label-delay {delay}`): every event comes that much later, and clip accuracy is read there."
+                  if delay else "")
     data = "\n".join(f"- clips: `{m}`" for m in t["metas"]) + "".join(f"\n- stream: `{x}`" for x in t["streams"])
     return f"""# Model card: {Path(args.out).name}
 
@@ -743,7 +751,7 @@ then a {t['head']} BiLSTM head on windows of 8 of its features (`realtime/small.
 ```
 
 Seed {t['seed']}; {metrics['n_train']} training / {metrics['n_val']} validation clips (split by video); stage 1 ran
-{t['stage1_steps']} steps{" (the backbone was not trained)" if not t['stage1_steps'] else ""}; {t['minutes']} minutes in all.
+{t['stage1_steps']} steps{" (the backbone was not trained)" if not t['stage1_steps'] else ""}; {t['minutes']} minutes in all.{delay_note}
 
 {data}
 

@@ -39,8 +39,13 @@ IGNORE_AFTER = 16   # d in [24, 40): ignored
 FLIP_SWAP = OPPOSITES  # mirroring the image swaps exactly the opposite swipes
 
 
-def window_label(d: int, gesture: int, background: int) -> tuple[int, float]:
-    """(class index, weight) for a window ending ``d`` frames after ``gesture``'s end."""
+def window_label(d: int, gesture: int, background: int, delay: int = 0) -> tuple[int, float]:
+    """(class index, weight) for a window ending ``d`` frames after ``gesture``'s end.
+
+    ``delay`` moves the whole labelling that many frames later (``gesture train --label-delay``): the head
+    learns to answer only once it has seen what the hand does just after the gesture.
+    """
+    d -= delay
     if 0 <= d < POS_D:
         return gesture, 1.0
     if -IGNORE_BEFORE <= d < 0 or POS_D <= d < POS_D + IGNORE_AFTER:

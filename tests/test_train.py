@@ -30,6 +30,13 @@ def test_window_label_regions():
     assert window_label(30, L, BG)[1] == 0.0        # done a while ago: ignored
     assert window_label(-40, L, BG) == (BG, 1.0)    # not performed yet
     assert window_label(60, L, BG) == (BG, 1.0)     # long done: lets the debouncer re-arm
+    # --label-delay 6: the same regions, 6 frames later
+    assert window_label(5, L, BG, delay=6)[1] == 0.0
+    assert window_label(6, L, BG, delay=6) == (L, 1.0)
+    assert window_label(29, L, BG, delay=6) == (L, 1.0)
+    assert window_label(30, L, BG, delay=6)[1] == 0.0
+    assert window_label(-11, L, BG, delay=6) == (BG, 1.0)
+    assert window_label(66, L, BG, delay=6) == (BG, 1.0)
 
 
 def test_context_has_no_black_frames_and_ends_the_clip_where_asked():
@@ -151,8 +158,13 @@ def test_frozen_backbone_trains_a_head_and_cache_is_reused(blob_data, tmp_path, 
     assert spec["backbone"]["kind"] == "sports1m" and spec["labels"] == list(DEFAULT_LABELS)
     n_cached = len(list(cache.glob("*.npz")))
     assert n_cached == 50
-    assert main(args[:-4] + ["--out", str(tmp_path / "model2"), "--cache", str(cache), "--val-split", "0.3"]) == 0
+    # a second head on the same cache, taught to answer 3 frames later: read there (the grid's next window)
+    assert main(args[:-4] + ["--out", str(tmp_path / "model2"), "--cache", str(cache), "--val-split", "0.3",
+                             "--label-delay", "3"]) == 0
     assert "50 hit(s), 0 computed" in capsys.readouterr().err
+    assert json.loads((tmp_path / "model2" / "model.json").read_text())["trained"]["label_delay"] == 3
+    m2 = json.loads((tmp_path / "model2" / "report" / "metrics.json").read_text())
+    assert np.array(m2["confusion"]).sum() == m2["n_val"]
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +234,7 @@ def test_small_backbone_learns_resumes_runs_live_and_fine_tunes(blob_data_20, tm
     # --head-only: the backbone comes back bit for bit, only the head learned, and it still classifies
     ho = tmp_path / "head_only"
     assert main(["train", "--meta", str(blob_data_20), "--out", str(ho), "--backbone", "small", "--init", str(out),
-                 "--head-only", "--val-split", "0.3", "--epochs", "8"]) == 0
+                 "--head-only", "--val-split", "0.3", "--epochs", "8", "--label-delay", "8"]) == 0
     assert "its backbone unchanged (--head-only)" in capsys.readouterr().err
     h = load_model(ho, tiny_config())
     for a, b in zip(m.backbone.get_weights(), h.backbone.get_weights()):
@@ -231,8 +243,11 @@ def test_small_backbone_learns_resumes_runs_live_and_fine_tunes(blob_data_20, tm
     hm = json.loads((ho / "report" / "metrics.json").read_text())
     assert len(hm["history_head"]) <= 8
     assert hm["stage1_steps"] == 0 and hm["clip_accuracy_val"] >= 0.6, hm["confusion"]
-    assert json.loads((ho / "model.json").read_text())["trained"]["init"]["head_only"] is True
+    trained = json.loads((ho / "model.json").read_text())["trained"]
+    assert trained["init"]["head_only"] is True
+    assert trained["label_delay"] == 8      # where its answers are read: 8 and 16 frames after a clip ends
     assert "(`--head-only`)" in (ho / "MODEL_CARD.md").read_text() and not (ho / ".checkpoint").exists()
+    assert "answer 8 frames (0.27 s) after a gesture ends (`--label-delay 8`)" in (ho / "MODEL_CARD.md").read_text()
     assert main(["train", "--meta", str(blob_data_20), "--out", str(tmp_path / "bad2"), "--backbone", "small",
                  "--head-only"]) == 2
     assert "--init" in capsys.readouterr().err.strip().splitlines()[-1]

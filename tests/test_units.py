@@ -560,6 +560,8 @@ class TestConfig:
     (["train", "--meta", "m.csv", "--out", "o", "--val-split", "1"], "--val-split"),
     (["train", "--meta", "m.csv", "--out", "o", "--batch", "0"], "--batch"),
     (["train", "--meta", "m.csv", "--out", "o", "--minutes", "nan"], "--minutes"),
+    (["train", "--meta", "m.csv", "--out", "o", "--label-delay", "17"], "--label-delay"),
+    (["train", "--meta", "m.csv", "--out", "o", "--label-delay", "-1"], "--label-delay"),
     (["synth", "clips", "--out", "d", "--per-class", "-1"], "--per-class"),
     (["synth", "stream", "--out", "s.mp4", "--minutes", "-1"], "--minutes"),
     (["synth", "stream", "--out", "s.mp4", "--minutes", "1", "--seed", "-3"], "--seed"),
@@ -585,8 +587,8 @@ def test_good_numbers_still_parse():
     from realtime.cli import build_parser
 
     a = build_parser().parse_args(["train", "--meta", "m.csv", "--out", "o", "--epochs", "3", "--val-split", "0",
-                                   "--minutes", "0.05", "--width", "0.03", "--seed", "0"])
-    assert (a.epochs, a.val_split, a.minutes, a.width, a.seed) == (3, 0.0, 0.05, 0.03, 0)
+                                   "--minutes", "0.05", "--width", "0.03", "--seed", "0", "--label-delay", "16"])
+    assert (a.epochs, a.val_split, a.minutes, a.width, a.seed, a.label_delay) == (3, 0.0, 0.05, 0.03, 0, 16)
 
 
 @pytest.mark.parametrize("extra, needle", [(["--stream", "nope.mp4"], "nope.mp4: --stream video not found"),
