@@ -66,11 +66,10 @@ def clip_windows(crops: np.ndarray, cfg: Config, offsets=(0, 8)) -> tuple[np.nda
     return seq, [window_clip_ends(g + o, p.window, p.feature_spacing) for o in offsets]
 
 
-def answer_offsets(trained: dict) -> tuple[int, int]:
+def answer_offsets(delay: int) -> tuple[int, int]:
     """Where a clip's answer is read: the windows ending 0 and 8 frames after it, moved later by the
     ``label_delay`` the head was trained with (``gesture train --label-delay``), the head's own answer point."""
-    d = int((trained or {}).get("label_delay", 0))
-    return d, d + 8
+    return delay, delay + 8
 
 
 def clip_predictions(model, cfg: Config, clips, labels, batch: int = 16, progress: bool = True):
@@ -86,7 +85,7 @@ def clip_predictions(model, cfg: Config, clips, labels, batch: int = 16, progres
     swap = mirror.swap_index(model.labels)
     y_pred, probs_all = [], []
     for crops in tqdm(clips, desc="clip accuracy", unit="clip", disable=not progress or None):
-        seq, wins = clip_windows(crops, cfg, answer_offsets(model.spec.trained))
+        seq, wins = clip_windows(crops, cfg, answer_offsets(int((model.spec.trained or {}).get("label_delay", 0))))
         ends = sorted({e for w in wins for e in w})
         feats = {v: {} for v in views}
         for i in range(0, len(ends), batch):

@@ -160,8 +160,7 @@ def train_frozen_head(args, cfg: Config, out: Path) -> int:
     # clip accuracy on validation clips: windows ending 0 and 8 frames after the clip end (+ the label delay)
     from .evaluate import answer_offsets, confusion
 
-    trained = {"label_delay": delay} if delay else {}
-    offsets = answer_offsets(trained)
+    offsets = answer_offsets(delay)
     y_true, y_pred = [], []
     hp = predict_fn(head)
     for i in (va or tr):
@@ -177,7 +176,7 @@ def train_frozen_head(args, cfg: Config, out: Path) -> int:
     cm = confusion(y_true, y_pred, len(labels))
     spec.trained = {"summary": f"frozen Sports1M C3D + {kind} head on {len(tr)} clips", "seed": args.seed,
                     "metas": [str(m) for m in args.meta], "minutes": round((time.monotonic() - t0) / 60, 1),
-                    **trained}
+                    **({"label_delay": delay} if delay else {})}
     write_model(out, spec, None, head)
     (out / "report").mkdir(exist_ok=True)
     metrics = {"clip_accuracy_val": float(np.mean(np.array(y_true) == np.array(y_pred))), "n_train": len(tr),
