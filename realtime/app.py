@@ -55,7 +55,7 @@ def run_live(args, cfg: Config, demo: bool = False) -> int:
             OverlayApp = None
         if OverlayApp is not None:
             window = OverlayApp(cfg, model.labels, show=not headless, record_path=args.record_overlay,
-                                mirror=cfg.overlay.mirror and not args.no_mirror, keys=keys,
+                                mirror=(cfg.overlay.mirror and not args.no_mirror) != cfg.capture.mirrored, keys=keys,
                                 record_dir=args.record_dir or cfg.recorder.dir)
             sinks.append(window)
     pipe = Pipeline(source, model, cfg, sinks=sinks)

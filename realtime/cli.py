@@ -53,6 +53,11 @@ def _at_least(lo: int, hi: int | None = None):
     return parse
 
 
+def _mirrored_source_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mirrored-source", action="store_true",
+                   help="the video is a mirror image (a selfie-view recording): flip it back so left/right are yours")
+
+
 def _live_args(p: argparse.ArgumentParser, default_source: str) -> None:
     p.add_argument("--source", default=default_source,
                    help="camera index (0), a video file, or 'synthetic[:SEED]' (default: %(default)s)")
@@ -62,6 +67,7 @@ def _live_args(p: argparse.ArgumentParser, default_source: str) -> None:
     p.add_argument("--seconds", type=_positive, default=None, help="stop after this many seconds")
     p.add_argument("--events-out", default=None, metavar="FILE.jsonl", help="append one JSON object per event")
     p.add_argument("--realtime", action="store_true", help="play a video file at its own fps (drops like a camera)")
+    _mirrored_source_arg(p)
     p.add_argument("--stride", type=_at_least(1), default=None, help="frames between clips/decisions (1, 2, 4, 8, 16)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
     p.add_argument("--keys", action="store_true", help="arm keystrokes from the start")
@@ -165,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meta", default=None)
     p.add_argument("--stream", default=None)
     p.add_argument("--annotations", default=None, help="stream CSV label,start_frame,end_frame (default: S.csv)")
+    _mirrored_source_arg(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--stride", type=_at_least(1), default=None)
     p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
@@ -176,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=_positive, default=None)
     p.add_argument("--source", default="0")
     p.add_argument("--out", default=None, help="dataset folder (default: recorder.dir)")
+    _mirrored_source_arg(p)
     p.add_argument("--headless", action="store_true")
     _common_config(p)
 
@@ -203,6 +211,8 @@ def load_cfg(args):
             over[key] = v
     if getattr(args, "realtime", False):
         over["capture.realtime"] = True
+    if getattr(args, "mirrored_source", False):
+        over["capture.mirrored"] = True
     return cfg.replace(**over) if over else cfg
 
 

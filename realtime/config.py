@@ -64,6 +64,7 @@ class CaptureConfig:
     realtime: bool = False
     fps: float = field(default=30.0, metadata=_rng(1, 240))
     resample: str = field(default="flow", metadata=_rng(choices=("flow", "linear", "nearest", "off")))
+    mirrored: bool = False  # the source is a mirror image (a selfie-view recording): flipped back before the model
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,7 @@ class CaptureThread(threading.Thread):
     def _loop(self) -> None:
         size = self.cfg.pipeline.size
         pre = self.cfg.preprocess
+        flip = self.cfg.capture.mirrored
         self.stats.status = "running"
         while not self.stop_event.is_set():
             if self.max_frames is not None and self.frame_id >= self.max_frames:
@@ -121,12 +122,12 @@ class CaptureThread(threading.Thread):
                 if slot is None:
                     return
                 t0 = time.perf_counter()
-                crop_frame(image, pre, size, out=slot, source=f"{self.source.name} frame {fid}")
+                crop_frame(image, pre, size, out=slot, source=f"{self.source.name} frame {fid}", flip=flip)
                 self.stats.add("preprocess", time.perf_counter() - t0)
                 self.ring.commit(fid, t)
             else:
                 t0 = time.perf_counter()
-                crop_frame(image, pre, size, out=self._scratch, source=f"{self.source.name} frame {fid}")
+                crop_frame(image, pre, size, out=self._scratch, source=f"{self.source.name} frame {fid}", flip=flip)
                 mt = self.source.media_time
                 clock = t if self.source.live else (mt if mt is not None else fid / self.source.fps)
                 frames = self.adapter.push(self._scratch, clock)

@@ -55,15 +55,25 @@ def crop_frame(
     size: int = 112,
     out: np.ndarray | None = None,
     source: str = "frame",
+    flip: bool = False,
 ) -> np.ndarray:
-    """``(H, W, C) uint8`` camera frame -> ``(size, size, 3) uint8 BGR`` crop (written into ``out`` if given)."""
+    """``(H, W, C) uint8`` camera frame -> ``(size, size, 3) uint8 BGR`` crop (written into ``out`` if given).
+
+    ``flip``: the frame is a mirror image (``capture.mirrored``); the crop is that of the frame flipped left
+    to right, so that left and right are the user's again. Resizing commutes with the flip, so the mirrored
+    crop window of the resized frame is cut and flipped: no copy of the whole frame.
+    """
     pre = pre or PreprocessConfig()
     frame = as_bgr(frame, source)
     w, h = pre.resize
     if frame.shape[1] != w or frame.shape[0] != h:
         frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
     r, c = pre.crop
+    if flip:
+        c = w - c - size
     crop = frame[r : r + size, c : c + size]
+    if flip:
+        crop = crop[:, ::-1]
     if out is None:
         return np.ascontiguousarray(crop)
     out[...] = crop

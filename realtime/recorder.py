@@ -436,7 +436,7 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
             clip = np.empty((frames, size, size, 3), np.uint8)
             for i in range(frames):
                 image = next_frame("while recording")
-                crop_frame(image, pre, size, out=clip[i], source=f"{source.name}")
+                crop_frame(image, pre, size, out=clip[i], source=f"{source.name}", flip=cfg.capture.mirrored)
                 if show and (i % 2 == 0 or i == frames - 1):
                     img = _draw_record(image, n, count, label, "recording", (i + 1) / frames, mirror)
                     if not show_frame(img):
@@ -478,7 +478,7 @@ def record_session(args, cfg: Config) -> int:
         if args.label == NO_GESTURE:
             print("recording no_gesture clips: move naturally without doing any gesture", flush=True)
         paths = record_clips(source, cfg, out, args.label, args.count, n_frames, show=show,
-                             countdown_s=countdown, mirror=cfg.overlay.mirror)
+                             countdown_s=countdown, mirror=cfg.overlay.mirror != cfg.capture.mirrored)
     finally:
         source.close()
     print(f"recorded {len(paths)} clip(s) of {args.label} into {Path(out) / 'meta.csv'}", flush=True)

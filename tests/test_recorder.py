@@ -244,6 +244,31 @@ def test_gesture_record_headless_from_a_video(tmp_path):
         assert helpers.read_video_frames(out / r["file_path"]).shape == (30, 112, 112, 3)
 
 
+@pytest.mark.timeout(180)
+def test_gesture_record_mirrored_source_saves_what_the_model_sees(tmp_path):
+    """``--mirrored-source``: a selfie-view video is saved flipped back, as the model sees it, so the clips
+    train with left and right the user's own."""
+    import cv2
+
+    from realtime.cli import main
+
+    video, frames = helpers.write_video(tmp_path / "cam.avi", n=40, width=320, height=240)
+    selfie = tmp_path / "selfie.avi"
+    w = cv2.VideoWriter(str(selfie), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, (320, 240))
+    for f in frames:
+        w.write(cv2.flip(f, 1))
+    w.release()
+    saved = {}
+    for name, src, flags in (("camera", video, []), ("back", selfie, ["--mirrored-source"]), ("as_is", selfie, [])):
+        out = tmp_path / name
+        assert main(["record", "--label", "2_Fingers_Left", "--count", "1", "--seconds", "1", "--source", str(src),
+                     "--out", str(out), "--headless", *flags]) == 0
+        (row,) = check_dataset(out)
+        saved[name] = helpers.read_video_frames(out / row["file_path"]).astype(int)
+    assert np.abs(saved["back"] - saved["camera"]).mean() < 2      # the clip's own codec, nothing more
+    assert np.abs(saved["as_is"] - saved["camera"]).mean() > 20    # the mirror image is not what was saved
+
+
 @pytest.mark.timeout(120)
 def test_gesture_record_errors_are_one_line(tmp_path, capsys):
     from realtime.cli import main

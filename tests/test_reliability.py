@@ -345,6 +345,25 @@ def test_crop_takes_grayscale_and_odd_sized_frames(shape, dtype):
         assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
 
 
+@pytest.mark.parametrize("shape", [(128, 171, 3), (240, 320, 3), (61, 97), (720, 1280, 4)])
+def test_mirrored_frame_gives_the_crop_of_the_frame_flipped_back(shape):
+    """``capture.mirrored``: the crop of a selfie-view frame is the crop of that frame flipped left to right
+    (cut from the resized frame without flipping it whole; equal to 1 grey level from the resize's rounding)."""
+    import cv2
+
+    from realtime.preprocess import crop_frame
+
+    frame = np.random.default_rng(1).integers(0, 256, shape).astype(np.uint8)
+    pre = PreprocessConfig()
+    got = crop_frame(frame, pre, 112, flip=True)
+    want = crop_frame(cv2.flip(frame, 1), pre, 112)
+    assert got.shape == (112, 112, 3)
+    assert np.abs(got.astype(int) - want).max() <= (0 if shape[:2] == (128, 171) else 1)
+    assert np.abs(got.astype(int) - crop_frame(frame, pre, 112)).mean() > 20  # and not the unflipped crop
+    out = np.empty((112, 112, 3), np.uint8)
+    assert crop_frame(frame, pre, 112, out=out, flip=True) is out and (out == got).all()
+
+
 @pytest.mark.parametrize("shape", [(0, 0, 3), (61, 97, 2), (61, 97, 3, 1)])
 def test_unusable_frames_are_a_one_line_error_naming_the_frame(shape):
     from realtime.preprocess import crop_frame
