@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotations", default=None, help="stream CSV label,start_frame,end_frame (default: S.csv)")
     _mirrored_source_arg(p)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", default=None, metavar="T.png",
+                   help="with --stream: draw the run as a timeline picture (probabilities, gestures, events)")
     p.add_argument("--stride", type=_at_least(1), default=None)
     p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
     _common_config(p)

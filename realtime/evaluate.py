@@ -188,18 +188,21 @@ def match_events(events: list[dict], gestures, fps: float, n_frames: int) -> dic
     }
 
 
-def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path | None) -> dict:
+def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path | None,
+                plot: str | Path | None = None) -> dict:
     """Play ``stream`` through the live engine and score its events against the annotations (``--annotations``,
     else ``S.csv`` beside the video). Footage without annotations (a user's own video) is played all the same:
-    the events come back, and the scores are None."""
+    the events come back, and the scores are None. ``plot``: also draw the run as a timeline PNG there."""
     from .pipeline import Pipeline
     from .sources import VideoFileSource
+    from .timeline import PredictionLog, plot_timeline, timeline_title
 
     stream = Path(stream)
     ann = Path(annotations) if annotations else stream.with_suffix(".csv")
     gestures = read_annotations(ann, model.labels) if annotations or ann.exists() else None
     src = VideoFileSource(stream, realtime=False).open()
-    pipe = Pipeline(src, model, cfg)
+    log = PredictionLog() if plot else None
+    pipe = Pipeline(src, model, cfg, sinks=[log] if log else ())
     pipe.run()
     events = [e.to_json() for e in pipe.events]
     if gestures is not None:
@@ -217,6 +220,13 @@ def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path 
     # what happened when, on the video's own clock (deterministic, unlike the engine's monotonic times)
     res["events"] = [{"label": e["label"], "frame_id": e["frame_id"], "time_s": round(e["frame_id"] / src.fps, 3),
                       "confidence": e["confidence"]} for e in events]
+    if log is not None:
+        frames, smoothed = log.arrays(len(model.labels))
+        res["plot"] = str(plot_timeline(
+            plot, labels=model.labels, fps=src.fps, n_frames=pipe.stats.frames, frames=frames, smoothed=smoothed,
+            threshold=cfg.debounce.threshold, events=events, gestures=gestures,
+            pairs=pair_events(events, gestures, src.fps) if gestures is not None else None,
+            title=timeline_title(stream, res)))
     return res
 
 
@@ -232,6 +242,10 @@ def eval_command(args, cfg: Config) -> int:
         raise GestureError(f"{args.stream}: --stream video not found")
     if args.annotations:
         read_annotations(args.annotations, cfg.labels)
+    if args.plot and not args.stream:
+        raise GestureError("gesture eval: --plot draws a stream's timeline; give --stream S.mp4 with it")
+    if args.plot and Path(args.plot).suffix.lower() != ".png":
+        raise GestureError(f"{args.plot}: --plot writes a PNG picture; give a name ending in .png")
     items = read_meta(args.meta, cfg.labels) if args.meta else []
     model = load_model(args.model or cfg.model.path, cfg, precision=cfg.pipeline.precision, weights=args.weights)
     result: dict = {"model": str(model.path), "stride": cfg.pipeline.stride, "precision": cfg.pipeline.precision,
@@ -256,7 +270,7 @@ def eval_command(args, cfg: Config) -> int:
             "labels": list(cfg.labels),
         })
     if args.stream:
-        result.update(eval_stream(model, cfg, args.stream, args.annotations))
+        result.update(eval_stream(model, cfg, args.stream, args.annotations, plot=args.plot))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
