@@ -23,14 +23,17 @@ COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#b
 
 
 class PredictionLog:
-    """A pipeline sink that keeps every decision: the window's end frame and the smoothed probabilities."""
+    """A pipeline sink that keeps every decision: the window's end frame, the head's probabilities and the
+    smoothed ones the debouncer judged (``scripts/tune_debounce.py`` replays the raw ones)."""
 
     def __init__(self):
         self.frames: list[int] = []
+        self.probs: list[np.ndarray] = []
         self.smoothed: list[np.ndarray] = []
 
     def on_prediction(self, pred: Prediction) -> None:
         self.frames.append(int(pred.frame_id))
+        self.probs.append(np.asarray(pred.probs, np.float32).copy())
         self.smoothed.append(np.asarray(pred.smoothed, np.float32).copy())
 
     def arrays(self, n_labels: int) -> tuple[np.ndarray, np.ndarray]:

@@ -28,14 +28,7 @@ from realtime.evaluate import match_events, pair_events, read_annotations
 from realtime.modelio import load_model, read_spec
 from realtime.pipeline import Pipeline
 from realtime.sources import VideoFileSource
-
-
-class Keep:
-    def __init__(self):
-        self.preds = []
-
-    def on_prediction(self, p):
-        self.preds.append((p.frame_id, np.asarray(p.probs)))
+from realtime.timeline import PredictionLog
 
 
 def head_outputs(model_dir, stream, stride, cfg):
@@ -52,11 +45,10 @@ def head_outputs(model_dir, stream, stride, cfg):
         return list(zip(z["frames"].tolist(), z["probs"])), float(z["fps"]), labels, cache
     model = load_model(model_dir, cfg)  # only when the outputs are not kept yet
     src = VideoFileSource(stream).open()
-    keep = Keep()
-    Pipeline(src, model, cfg, sinks=[keep]).run()
-    np.savez(cache, frames=np.array([f for f, _ in keep.preds]), probs=np.stack([p for _, p in keep.preds]),
-             fps=src.fps)
-    return keep.preds, src.fps, list(model.labels), cache
+    log = PredictionLog()
+    Pipeline(src, model, cfg, sinks=[log]).run()
+    np.savez(cache, frames=np.array(log.frames), probs=np.stack(log.probs), fps=src.fps)
+    return list(zip(log.frames, log.probs)), src.fps, list(model.labels), cache
 
 
 def main():
