@@ -113,3 +113,6 @@ def test_eval_stream_draws_what_the_engine_decided(tmp_path):
     assert len(frames) == pipe.stats.decisions and (np.diff(frames) > 0).all()
     assert smoothed.shape == (len(frames), len(model.labels))
     assert np.allclose(smoothed.sum(axis=1), 1, atol=1e-3)
+    probs = np.stack(log.probs)                       # the head's own outputs, which tune_debounce replays
+    assert probs.shape == smoothed.shape and np.allclose(probs.sum(axis=1), 1, atol=1e-3)
+    assert np.allclose(probs[:3].mean(axis=0), smoothed[2], atol=1e-5)   # smoothing 3: the mean of the last 3
