@@ -244,8 +244,10 @@ def eval_command(args, cfg: Config) -> int:
         read_annotations(args.annotations, cfg.labels)
     if args.plot and not args.stream:
         raise GestureError("gesture eval: --plot draws a stream's timeline; give --stream S.mp4 with it")
-    if args.plot and Path(args.plot).suffix.lower() != ".png":
-        raise GestureError(f"{args.plot}: --plot writes a PNG picture; give a name ending in .png")
+    if args.plot:
+        from .timeline import check_plot_path
+
+        check_plot_path(args.plot)
     items = read_meta(args.meta, cfg.labels) if args.meta else []
     model = load_model(args.model or cfg.model.path, cfg, precision=cfg.pipeline.precision, weights=args.weights)
     result: dict = {"model": str(model.path), "stride": cfg.pipeline.stride, "precision": cfg.pipeline.precision,

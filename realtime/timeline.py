@@ -44,6 +44,18 @@ class PredictionLog:
         return np.asarray(self.frames)[order], np.stack(self.smoothed)[order]
 
 
+def check_plot_path(path: str | Path) -> Path:
+    """The picture's path, checked before minutes of playback: a PNG name in a folder that exists or can be made."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise GestureError(f"{path}: --plot writes a PNG picture; give a name ending in .png")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GestureError(f"{path}: --plot cannot make its folder ({e.strerror or e})") from None
+    return path
+
+
 def row_seconds(duration_s: float) -> float:
     """Seconds per row: one minute, or whole minutes enough to keep the picture to MAX_ROWS rows."""
     return 60.0 * max(1, math.ceil(duration_s / 60.0 / MAX_ROWS))
@@ -60,9 +72,7 @@ def plot_timeline(path: str | Path, *, labels, fps: float, n_frames: int, frames
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise GestureError(f"{path}: --plot writes a PNG picture; give a name ending in .png")
+    path = check_plot_path(path)
     labels = list(labels)
     shown = [i for i, lab in enumerate(labels) if lab != "no_gesture"]
     colour = {labels[i]: COLOURS[k % len(COLOURS)] for k, i in enumerate(shown)}
@@ -116,7 +126,6 @@ def plot_timeline(path: str | Path, *, labels, fps: float, n_frames: int, frames
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, 1 - 0.32 / h))
     fig.subplots_adjust(left=0.04, right=0.99, bottom=0.55 / h, hspace=0.35, top=1 - 0.8 / h)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=90)
     tmp.replace(path)   # never a half-written picture under the asked name

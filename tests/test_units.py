@@ -595,7 +595,9 @@ def test_good_numbers_still_parse():
                                            (["--stream", "s.mp4", "--annotations", "no.csv"], "no.csv: annotations"),
                                            (["--meta", "no_meta.csv"], "no_meta.csv"),
                                            (["--meta", "no_meta.csv", "--plot", "t.png"], "give --stream S.mp4"),
-                                           (["--stream", "s.mp4", "--plot", "t.jpg"], "t.jpg: --plot writes a PNG")])
+                                           (["--stream", "s.mp4", "--plot", "t.jpg"], "t.jpg: --plot writes a PNG"),
+                                           (["--stream", "s.mp4", "--plot", "s.mp4/t.png"],
+                                            "s.mp4/t.png: --plot cannot make its folder")])
 def test_eval_checks_its_inputs_before_the_model(extra, needle, tmp_path, capsys, monkeypatch):
     """`gesture eval` names a missing --stream, --annotations or --meta before it loads a model (here there is
     none: the model folder's error would come first otherwise) or plays minutes of clips."""
