@@ -79,9 +79,8 @@ def test_unannotated_footage_gets_events_without_verdicts(tmp_path):
 
 def test_plot_wants_a_png_name(tmp_path):
     with pytest.raises(GestureError, match=r"t\.jpg: --plot writes a PNG"):
-        _draw_to = plot_timeline(tmp_path / "t.jpg", labels=DEFAULT_LABELS, fps=FPS, n_frames=100,
-                                 frames=np.zeros(0, int), smoothed=np.zeros((0, 5)), threshold=0.9, events=[])
-        del _draw_to
+        plot_timeline(tmp_path / "t.jpg", labels=DEFAULT_LABELS, fps=FPS, n_frames=100, frames=np.zeros(0, int),
+                      smoothed=np.zeros((0, 5)), threshold=0.9, events=[])
 
 
 @pytest.mark.timeout(120)
