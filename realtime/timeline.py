@@ -107,7 +107,7 @@ def plot_timeline(path: str | Path, *, labels, fps: float, n_frames: int, frames
                 ax.plot([te], [1.27], marker="v", ms=8, color=c, mec="black", mew=0.5, ls="none")
             else:
                 ax.plot([te], [1.27], marker="X", ms=10, color="#d62728", mec=c, mew=1.5, ls="none")
-        ax.set_xlim(t0, t1)
+        ax.set_xlim(t0, t1 if n_rows > 1 else max(duration, 1.0))   # a short video fills its one row
         ax.set_ylim(0, 1.36)
         ax.set_yticks([0, 0.5, 1])
         ax.tick_params(labelsize=8)
