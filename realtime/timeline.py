@@ -37,11 +37,10 @@ class PredictionLog:
         self.smoothed.append(np.asarray(pred.smoothed, np.float32).copy())
 
     def arrays(self, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(frames (n,), smoothed (n, n_labels))`` sorted by frame."""
+        """``(frames (n,), smoothed (n, n_labels))``, in the order decided (the worker decides window ends in order)."""
         if not self.frames:
             return np.zeros(0, int), np.zeros((0, n_labels), np.float32)
-        order = np.argsort(self.frames, kind="stable")
-        return np.asarray(self.frames)[order], np.stack(self.smoothed)[order]
+        return np.asarray(self.frames), np.stack(self.smoothed)
 
 
 def check_plot_path(path: str | Path) -> Path:

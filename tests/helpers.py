@@ -44,8 +44,14 @@ def write_video(path, n: int = 48, width: int = 160, height: int = 120, fps: flo
     ``.avi`` uses the lossless FFV1 codec when this OpenCV has it (decoded frames
     equal ``frames``), else MJPG; ``.mp4`` uses mp4v (lossy).
     """
-    path = Path(path)
     frames = make_frames(n, width, height, seed)
+    return write_frames(path, frames, fps), frames
+
+
+def write_frames(path, frames, fps: float = 30.0) -> Path:
+    """Write ``(n, H, W, 3) uint8 BGR`` frames as a video (codecs as in :func:`write_video`); returns the path."""
+    path = Path(path)
+    height, width = frames[0].shape[:2]
     codecs = ["mp4v"] if path.suffix == ".mp4" else ["FFV1", "MJPG"]
     for codec in codecs:
         w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
@@ -53,7 +59,7 @@ def write_video(path, n: int = 48, width: int = 160, height: int = 120, fps: flo
             for f in frames:
                 w.write(f)
             w.release()
-            return path, frames
+            return path
         w.release()
     raise RuntimeError(f"cannot write {path} with {codecs}")
 

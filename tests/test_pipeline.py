@@ -335,8 +335,6 @@ def test_mirrored_source_is_flipped_back(tmp_path, capsys):
     """A selfie-view recording (every frame flipped left to right) read with ``--mirrored-source`` gives the
     events of the original video; read without it, the two swipes change places. The bundled model on a
     rendered stream; both videos are written losslessly (FFV1), so they differ by the flip alone."""
-    import cv2
-
     from realtime.cli import main
     from realtime.modelio import BUNDLED_MODEL_DIR
 
@@ -345,14 +343,8 @@ def test_mirrored_source_is_flipped_back(tmp_path, capsys):
     synth = pytest.importorskip("realtime.synth")
     mp4, csv_path = synth.write_stream(str(tmp_path / "stream.mp4"), 1.0, 3, width=320, height=240)
     frames = helpers.read_video_frames(mp4)
-    videos = {}
-    for name, flip in (("camera", False), ("selfie", True)):
-        videos[name] = tmp_path / f"{name}.avi"
-        w = cv2.VideoWriter(str(videos[name]), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, (320, 240))
-        assert w.isOpened(), "OpenCV cannot write FFV1"
-        for f in frames:
-            w.write(cv2.flip(f, 1) if flip else f)
-        w.release()
+    videos = {"camera": helpers.write_frames(tmp_path / "camera.avi", frames),
+              "selfie": helpers.write_frames(tmp_path / "selfie.avi", frames[:, :, ::-1])}
 
     def events(video, *flags):
         rc = main(["eval", "--stream", str(video), "--annotations", str(csv_path), "--json", *flags])

@@ -248,16 +248,10 @@ def test_gesture_record_headless_from_a_video(tmp_path):
 def test_gesture_record_mirrored_source_saves_what_the_model_sees(tmp_path):
     """``--mirrored-source``: a selfie-view video is saved flipped back, as the model sees it, so the clips
     train with left and right the user's own."""
-    import cv2
-
     from realtime.cli import main
 
     video, frames = helpers.write_video(tmp_path / "cam.avi", n=40, width=320, height=240)
-    selfie = tmp_path / "selfie.avi"
-    w = cv2.VideoWriter(str(selfie), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, (320, 240))
-    for f in frames:
-        w.write(cv2.flip(f, 1))
-    w.release()
+    selfie = helpers.write_frames(tmp_path / "selfie.avi", frames[:, :, ::-1])
     saved = {}
     for name, src, flags in (("camera", video, []), ("back", selfie, ["--mirrored-source"]), ("as_is", selfie, [])):
         out = tmp_path / name
