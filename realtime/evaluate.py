@@ -125,29 +125,49 @@ def levenshtein(a, b) -> int:
 
 
 def read_annotations(path: str | Path, labels) -> list[tuple[str, int, int]]:
+    """The gestures ``(label, start_frame, end_frame)`` of an annotated stream, sorted by end frame.
+
+    Frames count from 0, both ends included (as ``gesture synth stream`` writes them). Rows labelled
+    ``no_gesture`` are background, not gestures: a CSV that annotates every stretch of the video keeps
+    only its gestures. Errors name the file, the row and the field.
+    """
+    from .config import NO_GESTURE
+
     path = Path(path)
     if not path.exists():
         raise GestureError(f"{path}: annotations CSV not found")
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+    try:  # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError) as e:
+        raise GestureError(f"{path}: cannot read annotations CSV ({type(e).__name__})") from None
+    except csv.Error as e:
+        raise GestureError(f"{path}: not a valid CSV ({e})") from None
     if not rows:
         raise GestureError(f"{path}: empty annotations CSV (need label,start_frame,end_frame)")
     head = [h.strip() for h in rows[0]]
     for c in ("label", "start_frame", "end_frame"):
         if c not in head:
-            raise GestureError(f"{path}: missing column '{c}'")
+            raise GestureError(f"{path}: missing column '{c}' (header: {','.join(head)})")
     li, si, ei = head.index("label"), head.index("start_frame"), head.index("end_frame")
     out = []
     for n, r in enumerate(rows[1:], start=2):
-        if not r:
+        if not r or all(not c.strip() for c in r):
             continue
+        if len(r) <= max(li, si, ei):
+            raise GestureError(f"{path}: row {n}: expected {len(head)} fields, got {len(r)}")
+        lab = r[li].strip()
         try:
-            lab, s, e = r[li].strip(), int(r[si]), int(r[ei])
-        except (ValueError, IndexError):
-            raise GestureError(f"{path}: row {n}: start_frame/end_frame must be integers") from None
+            s, e = int(r[si]), int(r[ei])
+        except ValueError:
+            raise GestureError(f"{path}: row {n}: start_frame/end_frame must be integers, "
+                               f"got {r[si].strip()!r}, {r[ei].strip()!r}") from None
         if lab not in labels:
-            raise GestureError(f"{path}: row {n}: unknown label '{lab}'")
-        out.append((lab, s, e))
+            raise GestureError(f"{path}: row {n}: unknown label '{lab}' (labels: {', '.join(labels)})")
+        if s < 0 or e < s:
+            raise GestureError(f"{path}: row {n}: need 0 <= start_frame <= end_frame, got {s}, {e}")
+        if lab != NO_GESTURE:
+            out.append((lab, s, e))
     return sorted(out, key=lambda x: x[2])
 
 

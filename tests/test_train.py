@@ -14,7 +14,8 @@ from helpers import random_c3d_weights, tiny_config, write_keras2_h5_raw
 
 from realtime.cli import main
 from realtime.config import DEFAULT_LABELS, NO_GESTURE
-from realtime.evaluate import levenshtein, match_events
+from realtime.errors import GestureError
+from realtime.evaluate import levenshtein, match_events, read_annotations
 from realtime.windows import held, window_label
 
 G = {lab: i for i, lab in enumerate(DEFAULT_LABELS)}
@@ -75,6 +76,25 @@ def test_levenshtein_and_event_matching():
     assert r["delay_median_s"] == pytest.approx((10 / 30 + 5 / 30) / 2)
     no_gesture_min = (1800 - (61 + 41 + 31)) / 30 / 60
     assert r["false_per_min"] == pytest.approx(2 / no_gesture_min)
+
+
+def test_annotations_keep_gestures_and_name_bad_rows(tmp_path):
+    """A spreadsheet's CSV (byte-order mark, every stretch annotated, no_gesture included) gives the gestures
+    alone; a bad row is one line naming the file, the row and what is wrong."""
+    p = tmp_path / "s.csv"
+    p.write_text("\ufefflabel,start_frame,end_frame\nno_gesture,0,99\nShake_Hand,100,160\nno_gesture,161,399\n"
+                 "2_Fingers_Left,400,440\n\n", encoding="utf-8")
+    assert read_annotations(p, DEFAULT_LABELS) == [("Shake_Hand", 100, 160), ("2_Fingers_Left", 400, 440)]
+    for body, needle in [("Shake_Hand,100\n", "row 2: expected 3 fields, got 2"),
+                         ("Shake_Hand,1.5,9\n", "row 2: start_frame/end_frame must be integers, got '1.5', '9'"),
+                         ("Wave,1,9\n", "row 2: unknown label 'Wave'"),
+                         ("Shake_Hand,90,9\n", "row 2: need 0 <= start_frame <= end_frame, got 90, 9")]:
+        p.write_text("label,start_frame,end_frame\n" + body, encoding="utf-8")
+        with pytest.raises(GestureError, match=f"s.csv: {needle}"):
+            read_annotations(p, DEFAULT_LABELS)
+    p.write_bytes(b"label,start_frame,end_frame\n\xff\xfe,1,2\n")
+    with pytest.raises(GestureError, match="s.csv: cannot read annotations CSV"):
+        read_annotations(p, DEFAULT_LABELS)
 
 
 # -- a small, easy, generated dataset ------------------------------------------------------------
