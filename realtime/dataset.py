@@ -40,6 +40,22 @@ class Item:
     precropped: bool = False
 
 
+def read_csv_rows(path: Path, what: str, need: str) -> list[list[str]]:
+    """The rows of a CSV file, header first, or a one-line error naming ``path`` (``what``: the kind of file,
+    ``need``: what its header must hold). utf-8-sig: a spreadsheet's byte-order mark is not part of the
+    first column's name."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError) as e:
+        raise GestureError(f"{path}: cannot read {what} ({type(e).__name__})") from None
+    except csv.Error as e:  # e.g. a field over the csv module's size limit
+        raise GestureError(f"{path}: not a valid CSV ({e})") from None
+    if not rows:
+        raise GestureError(f"{path}: empty {what} (need {need})")
+    return rows
+
+
 def read_meta(path: str | Path, labels) -> list[Item]:
     """Rows of a meta CSV or a label-per-subfolder directory. Errors name the file, row and field."""
     path = Path(path)
@@ -48,16 +64,7 @@ def read_meta(path: str | Path, labels) -> list[Item]:
         return _read_folder(path, labels)
     if not path.exists():
         raise GestureError(f"{path}: meta CSV or dataset folder not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise GestureError(f"{path}: cannot read meta CSV ({type(e).__name__})") from None
-    try:
-        rows = list(csv.reader(text.splitlines()))
-    except csv.Error as e:  # e.g. a field over the csv module's size limit
-        raise GestureError(f"{path}: not a valid CSV ({e})") from None
-    if not rows:
-        raise GestureError(f"{path}: empty meta CSV (need columns file_path,action)")
+    rows = read_csv_rows(path, "meta CSV", "columns file_path,action")
     header = [h.strip() for h in rows[0]]
     for col in ("file_path", "action"):
         if col not in header:

@@ -23,7 +23,6 @@ the same; its events come back and the scores are None.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -132,19 +131,12 @@ def read_annotations(path: str | Path, labels) -> list[tuple[str, int, int]]:
     only its gestures. Errors name the file, the row and the field.
     """
     from .config import NO_GESTURE
+    from .dataset import read_csv_rows
 
     path = Path(path)
     if not path.exists():
         raise GestureError(f"{path}: annotations CSV not found")
-    try:  # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError) as e:
-        raise GestureError(f"{path}: cannot read annotations CSV ({type(e).__name__})") from None
-    except csv.Error as e:
-        raise GestureError(f"{path}: not a valid CSV ({e})") from None
-    if not rows:
-        raise GestureError(f"{path}: empty annotations CSV (need label,start_frame,end_frame)")
+    rows = read_csv_rows(path, "annotations CSV", "label,start_frame,end_frame")
     head = [h.strip() for h in rows[0]]
     for c in ("label", "start_frame", "end_frame"):
         if c not in head:
