@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import mirror
-from .config import Config
+from .config import NO_GESTURE, Config
 from .errors import GestureError
 
 MATCH_TOLERANCE_S = 1.5
@@ -130,7 +130,6 @@ def read_annotations(path: str | Path, labels) -> list[tuple[str, int, int]]:
     ``no_gesture`` are background, not gestures: a CSV that annotates every stretch of the video keeps
     only its gestures. Errors name the file, the row and the field.
     """
-    from .config import NO_GESTURE
     from .dataset import read_csv_rows
 
     path = Path(path)

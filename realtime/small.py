@@ -301,7 +301,7 @@ def load_stream(path, cfg: Config, factor: int = DOWNSAMPLE):
 
     path, ann = stream_files(path)
     labels = list(cfg.labels)
-    spans = [(s, e, labels.index(lab)) for lab, s, e in read_annotations(ann, labels) if lab != NO_GESTURE]
+    spans = [(s, e, labels.index(lab)) for lab, s, e in read_annotations(ann, labels)]  # gestures only
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise GestureError(f"{path}: cannot open as a video (unsupported or corrupt file)")
