@@ -5,7 +5,9 @@ the same gestures, so the ``S.csv`` that command writes scores this video too), 
 with a different, much plainer painter: a flat two-colour gradient room with a few soft blobs, the hand as
 a flat filled palm and thick rounded fingers with a forearm, in a skin tone or a glove colour, light
 sensor noise. None of ``realtime.synth``'s backgrounds, shading, sleeve, lighting or blur is used.
-Usage: python scripts/restyle_stream.py --seed S --minutes M --out OUT.mp4 [--glove]
+The look changes at every scene cut; ``--look-seed L`` keeps one look (one user's room, skin and sleeve) for the
+whole video, the same in every video given that L: recordings and a test stream from one "user".
+Usage: python scripts/restyle_stream.py --seed S --minutes M --out OUT.mp4 [--glove] [--look-seed L]
        gesture eval --stream OUT.mp4 --annotations S.csv --json
 """
 
@@ -74,11 +76,15 @@ def plan(seed):
         yield s.scene, lm
 
 
-def frames(seed, n, glove, progress=True):
+def frames(seed, n, glove, progress=True, look_seed=None):
+    """The restyled frames; a new look at every scene cut, or with ``look_seed`` one look throughout (the same for
+    every video given that ``look_seed``)."""
     rng = np.random.default_rng(seed + 10_000)
     look, scene = None, None
     for _, (sc, lm) in zip(tqdm(range(n), desc="restyle", unit="frame", disable=not progress), plan(seed)):
-        if sc is not scene:
+        if look is None and look_seed is not None:
+            look = Look(np.random.default_rng(look_seed), sc.ctx.W, sc.ctx.H, glove)
+        elif sc is not scene and look_seed is None:
             scene, look = sc, Look(rng, sc.ctx.W, sc.ctx.H, glove)
         yield paint(look, lm, rng)
 
@@ -89,10 +95,13 @@ def main():
     ap.add_argument("--minutes", type=float, required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--glove", action="store_true", help="gloves of any colour instead of skin tones")
+    ap.add_argument("--look-seed", type=int, default=None,
+                    help="one look for the whole video (one user's room, skin and sleeve), the same in every video "
+                         "given this seed; default: a new look at every scene cut")
     a = ap.parse_args()
     s = SyntheticStream(a.seed)
     n = int(round(a.minutes * 60 * s.fps))
-    _write_video(a.out, frames(a.seed, n, a.glove), s.fps, (s.width, s.height))
+    _write_video(a.out, frames(a.seed, n, a.glove, look_seed=a.look_seed), s.fps, (s.width, s.height))
     print(f"wrote {a.out}; score it with the annotations of `gesture synth stream --seed {a.seed} --minutes {a.minutes}`")
 
 

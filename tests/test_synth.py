@@ -248,3 +248,19 @@ def test_restyled_stream_has_the_renderers_motion_in_another_look():
     look = restyle.Look(np.random.default_rng(0), 320, 240, glove=True)
     hand = restyle.paint(look, planned[k], np.random.default_rng(1))
     assert np.abs(hand[y, x].astype(float) - look.hand).max() < 20
+
+
+def test_restyled_look_seed_keeps_one_look_across_scenes_and_videos():
+    restyle = _restyle()
+    n = 1900                                   # 63 s: past the first scene cut (every 20-60 s)
+
+    def corner(seed, look_seed, n=n):          # the room's colour where no hand goes, median over frames
+        fr = [f[:6, :6].reshape(-1, 3) for f in restyle.frames(seed, n, glove=False, progress=False,
+                                                               look_seed=look_seed)]
+        return np.array([np.median(np.concatenate(fr[i : i + 30]), 0) for i in range(0, n - 29, 300)])
+
+    one5, one6 = corner(5, 3), corner(6, 3, n=30)
+    assert np.abs(one5 - one5[0]).max() < 6                 # one look throughout, cuts and all
+    assert np.abs(one5[0] - one6[0]).max() < 6              # and the same look in another video
+    cuts = corner(5, None)
+    assert np.abs(cuts - cuts[0]).max() > 20                # without it, a new room at a scene cut
