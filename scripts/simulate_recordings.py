@@ -15,13 +15,13 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from realtime.config import NO_GESTURE, load_config
 from realtime.errors import GestureError
 from realtime.evaluate import read_annotations
-from realtime.preprocess import crop_frame
+from realtime.features import read_video
+from realtime.preprocess import crop_frames
 from realtime.recorder import write_clip
 
 
@@ -30,20 +30,11 @@ def simulate(video, annotations, out, per_class=10, seed=0, reaction=(8, 25)) ->
     cfg = load_config()
     labels, n_keep = list(cfg.labels), cfg.recorder_frames
     rng = np.random.default_rng(seed)
-    cap = cv2.VideoCapture(str(video))
-    if not cap.isOpened():
-        raise GestureError(f"{video}: cannot open as a video")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    crops = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        crops.append(crop_frame(f, cfg.preprocess, cfg.pipeline.size, source=str(video)))
-    cap.release()
+    frames, fps = read_video(video, with_fps=True)
+    crops = crop_frames(frames, cfg.preprocess, cfg.pipeline.size)
+    del frames
     if len(crops) < n_keep:
         raise GestureError(f"{video}: {len(crops)} frames, fewer than one recording ({n_keep})")
-    crops = np.stack(crops)
     gestures = read_annotations(annotations, labels)
     busy = np.zeros(len(crops), bool)
     for _, s, e in gestures:
