@@ -76,9 +76,10 @@ def clip_predictions(model, cfg: Config, clips, labels, batch: int = 16, progres
     from tqdm import tqdm
 
     from .modelio import predict_fn
-    from .preprocess import to_model_input
 
-    bb, hd = predict_fn(model.backbone), predict_fn(model.head)
+    # uint8 crops in, the Sports1M means subtracted inside the compiled graph, as the live engine does:
+    # the same float32 input, without a float32 copy of every overlapping clip made in NumPy first
+    bb, hd = predict_fn(model.backbone, mean_bgr=cfg.preprocess.mean_bgr), predict_fn(model.head)
     L = cfg.pipeline.clip_len
     views = (False, True) if mirror.enabled(cfg.pipeline.mirror_average, model.spec) else (False,)  # as the live engine
     swap = mirror.swap_index(model.labels)
@@ -92,7 +93,7 @@ def clip_predictions(model, cfg: Config, clips, labels, batch: int = 16, progres
             x = np.stack([seq[e - L + 1 : e + 1] for e in chunk])
             for v in views:
                 xv = np.ascontiguousarray(mirror.mirror_clips(x)) if v else x
-                for e, f in zip(chunk, bb(to_model_input(xv, cfg.preprocess))):
+                for e, f in zip(chunk, bb(xv)):
                     feats[v][e] = f
         ps = [np.asarray(hd(np.stack([np.stack([feats[v][e] for e in win]) for win in wins]))) for v in views]
         pr = (mirror.combine(ps[0], ps[1], swap) if len(ps) == 2 else ps[0]).mean(0)
