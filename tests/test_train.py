@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import csv
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -213,8 +214,14 @@ def test_small_backbone_learns_resumes_runs_live_and_fine_tunes(blob_data_20, tm
             time.sleep(0.02)
         _thread.interrupt_main()
 
-    threading.Thread(target=ctrl_c_after_the_first_checkpoint, daemon=True).start()
-    assert main(args) == 130
+    # Ctrl-C as a terminal delivers it: a job started in the background (as CI may be) inherits SIGINT
+    # ignored, and then interrupt_main does nothing
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=ctrl_c_after_the_first_checkpoint, daemon=True).start()
+        assert main(args) == 130
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert "run the same command to resume" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == [".checkpoint"]  # no model folder from a stopped run
     stopped = json.loads(state.read_text())
