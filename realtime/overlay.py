@@ -46,6 +46,8 @@ PANEL = 300           # side panel width (pixels)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 AA = cv2.LINE_AA
 
+SETTLE_S = 0.3        # seconds the window serves its events after opening, before the pipeline starts
+
 # BGR. One colour per gesture, grey for no_gesture; more labels cycle through the list.
 PALETTE = [(40, 190, 250), (245, 160, 60), (90, 210, 90), (210, 110, 250), (80, 200, 200), (100, 130, 250)]
 GREY = (150, 150, 150)
@@ -121,9 +123,41 @@ class OverlayApp:
         self.frames_written = 0
 
     # -- wiring -----------------------------------------------------------------------------
-    def attach(self, pipeline) -> "OverlayApp":
+    def attach(self, pipeline, settle_s: float = SETTLE_S) -> "OverlayApp":
+        """Wire to ``pipeline`` and, with ``show=True``, open the window now (see :meth:`open`).
+
+        Call it before the pipeline starts: the window must be on screen before the model's
+        warm-up and threads load the CPU.
+        """
         self.pipeline = pipeline
+        if self.show:
+            self.open(settle_s)
         return self
+
+    def open(self, settle_s: float = SETTLE_S) -> None:
+        """Open the window with its first canvas and handle window events for ``settle_s`` seconds.
+
+        Qt's X11 backend (OpenCV's highgui) can drop a burst of X events, the window's MapNotify
+        among them, when the CPU is busy while the window is being mapped; Qt then never paints
+        it and the window stays black for good (measured with a bare ``cv2.namedWindow`` +
+        ``imshow`` under Xvfb: black 10 times in 100 with two busy threads, 0 in 200 idle, and 0
+        in 150 busy once the window had been shown and served events for 0.3 s before the load
+        began). So the window opens before the pipeline starts, not on the first tick.
+        """
+        if self._window_open:
+            return
+        canvas = self.draw(None)
+        open_window(WINDOW)
+        self._window_open = True
+        cv2.imshow(WINDOW, canvas)
+        deadline = time.monotonic() + settle_s
+        while True:
+            key = cv2.waitKey(1)
+            if key != -1:
+                self.handle_key(key & 0xFF)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
 
     @property
     def fps(self) -> float:

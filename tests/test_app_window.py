@@ -152,37 +152,56 @@ def test_correction_keys_save_the_last_frames_with_what_the_model_said(cfg, mode
 
 # -- the real window under Xvfb ------------------------------------------------------------------
 
+def overlay_on_screen(app: OverlayApp, xserver, timeout: float):
+    """Tick the window until the X screen shows its canvas (or ``timeout`` s pass).
+
+    Returns ``(fraction of equal pixels, the screen region that matched best, the screen)``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        app.tick()
+        time.sleep(0.05)
+        canvas = app._canvas
+        screen = xserver.screenshot()
+        # find the drawn overlay anywhere on the screen (the reported window origin can be off by
+        # the decorations): best match of the whole canvas, as a fraction of equal pixels
+        res = cv2.matchTemplate(screen, canvas, cv2.TM_SQDIFF)
+        _, _, (x, y), _ = cv2.minMaxLoc(res)
+        h, w = canvas.shape[:2]
+        shown = screen[y:y + h, x:x + w]
+        same = np.all(shown == canvas, axis=2).mean() if shown.shape == canvas.shape else 0.0
+        if same > 0.99 or time.monotonic() > deadline:
+            return same, shown, screen
+
+
+def not_shown(same: float, screen: np.ndarray, xserver, path: Path, when: str) -> str:
+    cv2.imwrite(str(path), screen)
+    return (f"{when}: only {same:.1%} of the window's pixels are the overlay (screen mean {screen.mean():.1f}; "
+            f"screenshot {path}; windows: " + "; ".join(xserver.windows()) + ")")
+
+
 @pytest.mark.timeout(180)
 def test_window_opens_and_a_screenshot_shows_the_overlay(cfg, model, video, xdisplay, tmp_path):
     app = OverlayApp(cfg, model.labels, show=True, keys=KeySink(cfg.keys.map), record_dir=str(tmp_path))
     pipe = Pipeline(open_source(str(video)), model, cfg, sinks=[app])
-    app.attach(pipe)
+    app.attach(pipe)   # opens the window before anything loads the CPU (OverlayApp.open says why)
     try:
+        windows = xdisplay.windows()
+        assert any(f"'{WINDOW}' viewable" in w for w in windows), windows   # mapped by attach, before any tick
+        # on screen before the pipeline starts: the user sees the window during the model's warm-up
+        same, shown, screen = overlay_on_screen(app, xdisplay, timeout=10.0)
+        assert same > 0.99, not_shown(same, screen, xdisplay, tmp_path / "before.png", "before the pipeline starts")
+        assert shown[:, :640].mean() < 40   # the dark "waiting for the camera" view
         pipe.start()
         run_until(app, pipe, lambda: pipe.done and app._pred is not None)
         app.on_prediction(prediction([0.05, 0.85, 0.04, 0.03, 0.03]))
-        # the X server maps and draws asynchronously, and late in a loaded suite that once took over
-        # 5 s: poll (up to 60 s), do not race it
-        deadline = time.monotonic() + 60.0
-        while True:
-            app.tick()
-            time.sleep(0.05)
-            canvas = app._canvas
-            screen = xdisplay.screenshot()
-            # find the drawn overlay anywhere on the screen (the reported window origin can be off
-            # by the decorations): best match of the whole canvas, as a fraction of equal pixels
-            res = cv2.matchTemplate(screen, canvas, cv2.TM_SQDIFF)
-            _, _, (x, y), _ = cv2.minMaxLoc(res)
-            h, w = canvas.shape[:2]
-            shown = screen[y:y + h, x:x + w]
-            same = np.all(shown == canvas, axis=2).mean() if shown.shape == canvas.shape else 0.0
-            if same > 0.99 or time.monotonic() > deadline:
-                break
+        # the X server draws asynchronously, and late in a loaded suite that once took over 5 s:
+        # poll (up to 60 s), do not race it
+        same, shown, screen = overlay_on_screen(app, xdisplay, timeout=60.0)
         cv2.imwrite(str(tmp_path / "screenshot.png"), screen)
         rw, rh = cv2.getWindowImageRect(WINDOW)[2:]
-        assert (rw, rh) == (canvas.shape[1], canvas.shape[0])
-        assert same > 0.99, (f"only {same:.1%} of the window's pixels are the overlay after 60 s "
-                             f"(screen mean {screen.mean():.1f}; screenshot in {tmp_path})")
+        assert (rw, rh) == (app._canvas.shape[1], app._canvas.shape[0])
+        assert same > 0.99, not_shown(same, screen, xdisplay, tmp_path / "after.png", "after 60 s of the pipeline")
         bar = shown[76 + 36 + 12, 640 + 16 + 100]   # second label's bar at 0.85
         assert tuple(int(v) for v in bar) == PALETTE[1]
         assert len(np.unique(shown[:, :640].reshape(-1, 3), axis=0)) > 50  # the camera image, not a blank

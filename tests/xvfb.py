@@ -88,6 +88,31 @@ class Xvfb:
         finally:
             d.close()
 
+    def windows(self) -> list[str]:
+        """Every window on the server, one line each: id, name, map state, geometry (for failure messages)."""
+        import Xlib.X
+        import Xlib.display
+
+        states = {Xlib.X.IsUnmapped: "unmapped", Xlib.X.IsUnviewable: "unviewable", Xlib.X.IsViewable: "viewable"}
+        d = Xlib.display.Display(self.display)
+        out = []
+        try:
+            def walk(win, depth):
+                for child in win.query_tree().children:
+                    try:
+                        g, a = child.get_geometry(), child.get_attributes()
+                        name = child.get_wm_name()
+                    except Exception as e:  # the window went away meanwhile
+                        out.append(f"{'  ' * depth}{child.id:#x} gone ({type(e).__name__})")
+                        continue
+                    out.append(f"{'  ' * depth}{child.id:#x} {name!r} {states.get(a.map_state, a.map_state)} "
+                               f"{g.width}x{g.height}+{g.x}+{g.y}")
+                    walk(child, depth + 1)
+            walk(d.screen().root, 0)
+        finally:
+            d.close()
+        return out
+
 
 _shared: dict = {"server": None, "users": 0}
 _shared_lock = threading.Lock()
