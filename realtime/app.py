@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 from .config import Config
@@ -13,8 +14,33 @@ from .sinks import JsonlEventSink, PrintSink
 from .sources import open_source
 
 
-def has_display() -> bool:
-    return bool(os.environ.get("DISPLAY")) or sys.platform in ("win32", "darwin")
+def display_problem() -> str | None:
+    """Why no window can be opened here (one line), or None when one can.
+
+    Windows and macOS always have a display. Elsewhere OpenCV's Qt window needs an X server: DISPLAY
+    must be set and a server must answer there. Qt cannot be asked first: when it cannot connect it
+    aborts the whole process, with no Python exception (a stale DISPLAY after an ssh session, say),
+    so the server is tried here with python-xlib (installed with pynput on Linux).
+    """
+    if sys.platform in ("win32", "darwin"):
+        return None
+    name = os.environ.get("DISPLAY")
+    if not name:
+        return "DISPLAY is not set"
+    try:
+        import Xlib.display
+    except ImportError:   # no python-xlib: trust DISPLAY, as before
+        return None
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(5.0)   # a DISPLAY on a host that is gone must not hang the start
+    try:
+        Xlib.display.Display(name).close()
+    except Exception as e:   # python-xlib raises several kinds (no socket, refused, bad auth, bad name)
+        why = " ".join(str(e).split()) or type(e).__name__
+        return f"DISPLAY={name}: no X server answers there ({why})"
+    finally:
+        socket.setdefaulttimeout(old)
+    return None
 
 
 def describe_model(model) -> str:
@@ -32,7 +58,10 @@ def run_live(args, cfg: Config, demo: bool = False) -> int:
                        allow_untrained=demo)
     print(describe_model(model), file=sys.stderr, flush=True)
     source = open_source(args.source, realtime=cfg.capture.realtime, fps=cfg.capture.fps)
-    headless = args.headless or not has_display()
+    why = None if args.headless else display_problem()
+    if why is not None:
+        print(f"no window: {why}; running headless (events as JSON lines on stdout)", file=sys.stderr, flush=True)
+    headless = args.headless or why is not None
     sinks = []
     if headless:
         sinks.append(PrintSink())

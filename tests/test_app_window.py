@@ -248,6 +248,62 @@ def test_real_key_presses_drive_the_window(cfg, model, video, xdisplay, tmp_path
         assert [r["action"] for r in csv.DictReader(f)] == ["2_Fingers_Right"]
 
 
+# -- no X server where DISPLAY points ----------------------------------------------------------------
+
+def dead_display() -> str:
+    """A display number no X server listens on here."""
+    n = 4900
+    while Path(f"/tmp/.X11-unix/X{n}").exists():
+        n += 1
+    return f":{n}"
+
+
+def test_display_problem_names_what_is_missing(xdisplay, monkeypatch):
+    from realtime.app import display_problem
+
+    assert display_problem() is None                      # the test's own Xvfb answers
+    dead = dead_display()
+    monkeypatch.setenv("DISPLAY", dead)
+    why = display_problem()
+    assert why is not None and why.startswith(f"DISPLAY={dead}: no X server answers there") and "\n" not in why
+    monkeypatch.delenv("DISPLAY")
+    assert display_problem() == "DISPLAY is not set"
+
+
+@pytest.mark.timeout(180)
+def test_live_with_a_stale_display_runs_headless_instead_of_aborting(cfg, video, tmp_path):
+    """Qt aborts the whole process (SIGABRT, no Python exception) when DISPLAY names no X server, as
+    after an ssh session: `gesture live` must say so in one line and go on headless."""
+    model_dir, *_ = helpers.write_tiny_model(tmp_path / "tiny", cfg)
+    env = helpers.subprocess_env()
+    env["DISPLAY"] = dead = dead_display()
+    events = tmp_path / "events.jsonl"
+    r = subprocess.run(helpers.gesture_cmd() + ["live", "--source", str(video), "--model", str(model_dir),
+                                                "--events-out", str(events)],
+                       env=env, capture_output=True, text=True, timeout=150)
+    assert r.returncode == 0, r.stderr[-2000:]
+    notes = [line for line in r.stderr.splitlines() if line.startswith("no window: ")]
+    assert len(notes) == 1 and f"DISPLAY={dead}: no X server answers there" in notes[0], r.stderr[-2000:]
+    assert "done: 200 frames" in r.stderr
+    logged = events.read_text().splitlines()
+    printed = [line for line in r.stdout.splitlines() if line.startswith("{")]
+    assert printed == logged   # headless: each event also printed as a JSON line
+
+
+@pytest.mark.timeout(120)
+def test_record_with_a_stale_display_records_without_a_preview(video, tmp_path):
+    env = helpers.subprocess_env()
+    env["DISPLAY"] = dead = dead_display()
+    out = tmp_path / "mine"
+    r = subprocess.run(helpers.gesture_cmd() + ["record", "--label", "Shake_Hand", "--count", "1", "--seconds", "1",
+                                                "--source", str(video), "--out", str(out)],
+                       env=env, capture_output=True, text=True, timeout=100)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"no window: DISPLAY={dead}: no X server answers there" in r.stderr, r.stderr[-2000:]
+    with open(out / "meta.csv", newline="") as f:
+        assert [row["action"] for row in csv.DictReader(f)] == ["Shake_Hand"]
+
+
 # -- --record-overlay, headless ---------------------------------------------------------------------
 
 @pytest.mark.timeout(300)
