@@ -39,6 +39,7 @@ import numpy as np
 from .config import NO_GESTURE, Config
 from .engine import Event, Prediction
 from .errors import GestureError
+from .xwindow import PaintGuard
 
 WINDOW = "gesture"
 HEIGHT = 480          # displayed image height (pixels); the width follows the camera's aspect
@@ -63,10 +64,27 @@ def _put(img, text, org, scale=0.5, color=WHITE, thick=1):
     cv2.putText(img, text, org, FONT, scale, color, thick, AA)
 
 
-def open_window(name: str) -> None:
-    """An autosized OpenCV window without the Qt toolbar; Qt's missing-font warnings are silenced."""
+def open_window(name: str, canvas: np.ndarray | None = None, settle_s: float = 0.0) -> list[int]:
+    """An autosized OpenCV window without the Qt toolbar; Qt's missing-font warnings are silenced.
+
+    With ``canvas``, shows it and serves the window's events for ``settle_s`` seconds; returns the
+    keys pressed meanwhile. Open a window this way before anything loads the CPU: a window that
+    Qt maps while the CPU is busy can stay black for good (see :mod:`realtime.xwindow`).
+    """
     os.environ.setdefault("QT_LOGGING_RULES", "qt.qpa.*=false;qt.text.font.*=false")
     cv2.namedWindow(name, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+    keys: list[int] = []
+    if canvas is None:
+        return keys
+    cv2.imshow(name, canvas)
+    deadline = time.monotonic() + settle_s
+    while True:
+        key = cv2.waitKey(1)
+        if key != -1:
+            keys.append(key & 0xFF)
+        if time.monotonic() >= deadline:
+            return keys
+        time.sleep(0.01)
 
 
 def _name(label: str) -> str:
@@ -120,6 +138,7 @@ class OverlayApp:
         self._canvas: np.ndarray | None = None
         self._writer = None
         self._window_open = False
+        self._guard: PaintGuard | None = None
         self.frames_written = 0
 
     # -- wiring -----------------------------------------------------------------------------
@@ -135,29 +154,18 @@ class OverlayApp:
         return self
 
     def open(self, settle_s: float = SETTLE_S) -> None:
-        """Open the window with its first canvas and handle window events for ``settle_s`` seconds.
+        """Open the window with its first canvas and serve its events for ``settle_s`` seconds.
 
-        Qt's X11 backend (OpenCV's highgui) can drop a burst of X events, the window's MapNotify
-        among them, when the CPU is busy while the window is being mapped; Qt then never paints
-        it and the window stays black for good (measured with a bare ``cv2.namedWindow`` +
-        ``imshow`` under Xvfb: black 10 times in 100 with two busy threads, 0 in 200 idle, and 0
-        in 150 busy once the window had been shown and served events for 0.3 s before the load
-        began). So the window opens before the pipeline starts, not on the first tick.
+        Before the pipeline starts, not on the first tick: a window mapped while the CPU is busy
+        can stay black (see :func:`open_window`). The user also sees it during the warm-up.
         """
         if self._window_open:
             return
-        canvas = self.draw(None)
-        open_window(WINDOW)
+        keys = open_window(WINDOW, self.draw(None), settle_s)
         self._window_open = True
-        cv2.imshow(WINDOW, canvas)
-        deadline = time.monotonic() + settle_s
-        while True:
-            key = cv2.waitKey(1)
-            if key != -1:
-                self.handle_key(key & 0xFF)
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.01)
+        self._guard = PaintGuard.create(WINDOW)   # undoes a black window (see realtime.xwindow)
+        for key in keys:
+            self.handle_key(key)
 
     @property
     def fps(self) -> float:
@@ -202,14 +210,16 @@ class OverlayApp:
                 self._record(canvas)
         if self.show:
             if not self._window_open:
-                open_window(WINDOW)
-                self._window_open = True
+                self.open(0.0)
             cv2.imshow(WINDOW, canvas)
             key = cv2.waitKey(1)
             if key != -1:
                 self.handle_key(key & 0xFF)
             elif cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
                 self.quit = True   # closed with the window's own button
+            if self._guard is not None and self._guard.active:
+                w = canvas.shape[1]
+                self._guard.check(canvas, (w - PANEL, 0, w, HEIGHT))   # the side panel: no camera image
         return not self.quit
 
     def handle_key(self, key: int) -> None:
@@ -495,6 +505,9 @@ class OverlayApp:
             self._writer = None
         if self.recorder is not None:
             self.recorder.close()
+        if self._guard is not None:
+            self._guard.close()
+            self._guard = None
         if self._window_open:
             self._window_open = False
             try:

@@ -407,15 +407,22 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
             raise GestureError(f"{source.name}: the source ended {what} (after {len(written)} of {count} clips)")
         return f
 
+    guard = None
+
     def show_frame(img) -> bool:
         cv2.imshow(WINDOW, img)
         k = cv2.waitKey(1) & 0xFF
+        if guard is not None and guard.active:
+            guard.check(img)
         return k not in (ord("q"), 27)
 
     if show:
-        from .overlay import open_window
+        from .overlay import SETTLE_S, open_window
+        from .xwindow import PaintGuard
 
-        open_window(WINDOW)
+        # on screen before the first frame is read, and watched (a window mapped under load can stay black)
+        open_window(WINDOW, np.full((480, 640, 3), 20, np.uint8), SETTLE_S)
+        guard = PaintGuard.create(WINDOW)
     try:
         for n in range(1, count + 1):
             if countdown_s > 0:
@@ -445,6 +452,8 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
             written.append(path)
             print(f"clip {n}/{count} ({label}): saved {path}", file=stream, flush=True)
     finally:
+        if guard is not None:
+            guard.close()
         if show:
             cv2.destroyWindow(WINDOW)
             cv2.waitKey(1)

@@ -248,6 +248,75 @@ def test_real_key_presses_drive_the_window(cfg, model, video, xdisplay, tmp_path
         assert [r["action"] for r in csv.DictReader(f)] == ["2_Fingers_Right"]
 
 
+# -- the guard against a window Qt never paints (realtime.xwindow) ------------------------------------
+
+@pytest.mark.timeout(120)
+def test_paint_guard_sees_the_painted_window_and_a_remap_repaints_it(cfg, xdisplay):
+    from realtime.xwindow import PaintGuard
+
+    app = OverlayApp(cfg, list(cfg.labels), show=True)
+    app.open()
+    try:
+        deadline = time.monotonic() + 30
+        while app._guard.active and time.monotonic() < deadline:
+            app.tick()
+            time.sleep(0.05)
+        # painted (mapped again first, if Qt lost its MapNotify: a busy machine makes that happen)
+        assert app._guard.state == "painted" and app._guard.remaps <= 1
+
+        canvas = app._canvas
+        w = canvas.shape[1]
+        panel = (w - PANEL, 0, w, HEIGHT)
+        now, said = [0.0], []
+        g = PaintGuard.create(WINDOW, first=0.0, every=0.1, give_up=1.0, max_remaps=1,
+                              clock=lambda: now[0], log=said.append)
+        assert g.shows(canvas, panel) is True
+        assert g.shows(255 - canvas, panel) is False      # real pixels that are not the canvas
+
+        # what the guard does to a window that is not painted: unmapped and mapped again by another X
+        # client, Qt gets a fresh MapNotify and paints it once more
+        g.remap()
+        assert g.shows(canvas, panel) is False   # unmapping lost the pixels (no backing store); Qt has not run
+        deadline = time.monotonic() + 20
+        while not g.shows(canvas, panel) and time.monotonic() < deadline:
+            app.tick()                           # Qt's event loop: it sees the MapNotify and paints
+            time.sleep(0.05)
+        assert g.shows(canvas, panel), "not repainted after the remap"
+
+        # a window that never shows the canvas: mapped again at most max_remaps times, then given up on
+        states = []
+        for t in (0.0, 0.1, 0.2, 0.3, 0.4, 1.5):
+            now[0] = t
+            states.append(g.check(255 - canvas, panel))
+        assert g.remaps == 1 and states[-1] == "gave up" and not g.active
+        assert len(said) == 2 and "mapped it again" in said[0] and "still not painted" in said[1]
+    finally:
+        app.close()
+
+
+def test_paint_guard_needs_an_x_server(monkeypatch):
+    from realtime.xwindow import PaintGuard
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert PaintGuard.create(WINDOW) is None
+    monkeypatch.setenv("DISPLAY", dead_display())
+    assert PaintGuard.create(WINDOW) is None
+
+
+@pytest.mark.timeout(120)
+def test_record_shows_its_preview_window_and_saves_the_clip(video, xdisplay, tmp_path, capsys):
+    from realtime.cli import main
+
+    out = tmp_path / "mine"
+    rc = main(["record", "--label", "1_Finger_Click", "--count", "1", "--seconds", "1", "--source", str(video),
+               "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 0 and "no window" not in err, err[-2000:]
+    with open(out / "meta.csv", newline="") as f:
+        assert [row["action"] for row in csv.DictReader(f)] == ["1_Finger_Click"]
+    assert not any(f"'{WINDOW}'" in w for w in xdisplay.windows())   # closed again
+
+
 # -- no X server where DISPLAY points ----------------------------------------------------------------
 
 def dead_display() -> str:
