@@ -218,8 +218,16 @@ def load_cfg(args):
     return cfg.replace(**over) if over else cfg
 
 
+# Commands that run a Keras model: TensorFlow is started first, without its start-up noise.
+TF_COMMANDS = ("live", "demo", "features", "train", "eval", "bench")
+
+
 def dispatch(args) -> int:
     cmd = args.cmd
+    if cmd in TF_COMMANDS:
+        from .quiet import start_tensorflow
+
+        start_tensorflow()
     if cmd in ("live", "demo"):
         from .app import run_live
 
