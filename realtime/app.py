@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
 from .config import Config
@@ -12,6 +11,7 @@ from .modelio import load_model
 from .pipeline import Pipeline
 from .sinks import JsonlEventSink, PrintSink
 from .sources import open_source
+from .xwindow import NoXServer, open_display
 
 
 def display_problem() -> str | None:
@@ -20,26 +20,16 @@ def display_problem() -> str | None:
     Windows and macOS always have a display. Elsewhere OpenCV's Qt window needs an X server: DISPLAY
     must be set and a server must answer there. Qt cannot be asked first: when it cannot connect it
     aborts the whole process, with no Python exception (a stale DISPLAY after an ssh session, say),
-    so the server is tried here with python-xlib (installed with pynput on Linux).
+    so the server is tried here with python-xlib.
     """
     if sys.platform in ("win32", "darwin"):
         return None
-    name = os.environ.get("DISPLAY")
-    if not name:
-        return "DISPLAY is not set"
     try:
-        import Xlib.display
+        open_display().close()
+    except NoXServer as e:
+        return str(e)
     except ImportError:   # no python-xlib: trust DISPLAY, as before
-        return None
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(5.0)   # a DISPLAY on a host that is gone must not hang the start
-    try:
-        Xlib.display.Display(name).close()
-    except Exception as e:   # python-xlib raises several kinds (no socket, refused, bad auth, bad name)
-        why = " ".join(str(e).split()) or type(e).__name__
-        return f"DISPLAY={name}: no X server answers there ({why})"
-    finally:
-        socket.setdefaulttimeout(old)
+        return None if os.environ.get("DISPLAY") else "DISPLAY is not set"
     return None
 
 

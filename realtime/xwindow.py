@@ -20,11 +20,38 @@ done, where there is no X server or no python-xlib; any X error only ends the wa
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from collections import deque
 
 import numpy as np
+
+
+class NoXServer(Exception):
+    """No X server to talk to; the message says why, in one line."""
+
+
+def open_display():
+    """A python-xlib connection to ``$DISPLAY``.
+
+    Raises :class:`NoXServer` (DISPLAY unset, or nothing answers there) or ImportError (no
+    python-xlib, which pynput installs on Linux). A DISPLAY on a host that is gone fails in 5 s.
+    """
+    name = os.environ.get("DISPLAY")
+    if not name:
+        raise NoXServer("DISPLAY is not set")
+    import Xlib.display
+
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(5.0)
+    try:
+        return Xlib.display.Display(name)
+    except Exception as e:   # python-xlib raises several kinds (no socket, refused, bad auth, bad name)
+        why = " ".join(str(e).split()) or type(e).__name__
+        raise NoXServer(f"DISPLAY={name}: no X server answers there ({why})") from e
+    finally:
+        socket.setdefaulttimeout(old)
 
 
 class PaintGuard:
@@ -55,15 +82,11 @@ class PaintGuard:
     @classmethod
     def create(cls, title: str, **kw) -> "PaintGuard | None":
         """A guard on ``$DISPLAY``, or None where there is none to watch (no X, no python-xlib)."""
-        if sys.platform in ("win32", "darwin") or not os.environ.get("DISPLAY"):
+        if sys.platform in ("win32", "darwin"):
             return None
         try:
-            import Xlib.display
-        except ImportError:
-            return None
-        try:
-            return cls(Xlib.display.Display(os.environ["DISPLAY"]), title, **kw)
-        except Exception:   # python-xlib raises several kinds; no guard is the safe answer
+            return cls(open_display(), title, **kw)
+        except (NoXServer, ImportError):
             return None
 
     @property
