@@ -74,7 +74,7 @@ class PaintGuard:
         self.first, self.every, self.give_up, self.max_remaps = first, every, give_up, max_remaps
         self.log = log if log is not None else (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.window = None
-        self.state = "watching"     # watching -> painted | gave up | error
+        self.state = "watching"     # -> painted | gave up | error | closed (closed before it saw the window painted)
         self.remaps = 0
         self._next = self.t0 + first
         self._last_remap = -1e9
