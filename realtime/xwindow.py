@@ -118,13 +118,24 @@ class PaintGuard:
                 queue.extend((c, depth + 1) for c in win.query_tree().children)
         return None
 
+    def _on_screen(self, x0: int, y0: int, x1: int, y1: int):
+        """The part of the region (window coordinates) that lies on the screen, or None if under 16x16.
+
+        An X server answers GetImage only for a window region that is on the screen (BadMatch
+        otherwise), and a window manager may place the window partly off it.
+        """
+        root = self.d.screen().root
+        o = root.translate_coords(self.window, 0, 0)     # the window's origin on the screen
+        sw, sh = self.d.screen().width_in_pixels, self.d.screen().height_in_pixels
+        g = self.window.get_geometry()
+        x0, y0 = max(x0, -o.x, 0), max(y0, -o.y, 0)
+        x1, y1 = min(x1, sw - o.x, g.width), min(y1, sh - o.y, g.height)
+        return (x0, y0, x1, y1) if x1 - x0 >= 16 and y1 - y0 >= 16 else None
+
     def _pixels(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray | None:
-        """The window's pixels in the region (BGR), or None when the window does not cover it all."""
+        """The window's pixels in the region (BGR), or None when they cannot be read."""
         import Xlib.X
 
-        g = self.window.get_geometry()
-        if g.width < x1 or g.height < y1:
-            return None
         w, h = x1 - x0, y1 - y0
         raw = self.window.get_image(x0, y0, w, h, Xlib.X.ZPixmap, 0xFFFFFFFF)
         if len(raw.data) != w * h * 4:      # not a 24/32-bit visual: cannot tell
@@ -132,12 +143,16 @@ class PaintGuard:
         return np.frombuffer(raw.data, np.uint8).reshape(h, w, 4)[:, :, :3]
 
     def shows(self, canvas: np.ndarray, region=None) -> bool | None:
-        """Whether the window holds ``canvas`` in ``region`` (half its pixels within 6 levels); None: cannot tell."""
+        """Whether the window holds ``canvas`` in ``region`` (the part of it on the screen: half its
+        pixels within 6 levels); None: cannot tell (no window yet, or too little of it on the screen)."""
         if self.window is None:
             self.window = self._find()
             if self.window is None:
                 return None
-        x0, y0, x1, y1 = region or (0, 0, canvas.shape[1], canvas.shape[0])
+        visible = self._on_screen(*(region or (0, 0, canvas.shape[1], canvas.shape[0])))
+        if visible is None:
+            return None
+        x0, y0, x1, y1 = visible
         got = self._pixels(x0, y0, x1, y1)
         if got is None:
             return None

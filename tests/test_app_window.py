@@ -283,6 +283,16 @@ def test_paint_guard_sees_the_painted_window_and_a_remap_repaints_it(cfg, xdispl
             time.sleep(0.05)
         assert g.shows(canvas, panel), "not repainted after the remap"
 
+        # a window partly off the screen (a window manager may place it so): only the part on the
+        # screen is compared, and too little of it is "cannot tell", never an X error
+        for x, want in ((xdisplay.width - w + 100, True), (xdisplay.width - 8, None), (0, True)):
+            cv2.moveWindow(WINDOW, x, 0)
+            deadline = time.monotonic() + 20
+            while g.shows(canvas, panel) is not want and time.monotonic() < deadline:
+                app.tick()
+                time.sleep(0.05)
+            assert g.shows(canvas, panel) is want, (x, g.shows(canvas, panel))
+
         # a window that never shows the canvas: mapped again at most max_remaps times, then given up on
         states = []
         for t in (0.0, 0.1, 0.2, 0.3, 0.4, 1.5):
