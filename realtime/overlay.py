@@ -64,26 +64,26 @@ def _put(img, text, org, scale=0.5, color=WHITE, thick=1):
     cv2.putText(img, text, org, FONT, scale, color, thick, AA)
 
 
-def open_window(name: str, canvas: np.ndarray | None = None, settle_s: float = 0.0) -> list[int]:
-    """An autosized OpenCV window without the Qt toolbar; Qt's missing-font warnings are silenced.
+def open_window(name: str, canvas: np.ndarray, settle_s: float = 0.0) -> tuple[list[int], PaintGuard | None]:
+    """An autosized OpenCV window without the Qt toolbar, showing ``canvas``; Qt's missing-font
+    warnings are silenced.
 
-    With ``canvas``, shows it and serves the window's events for ``settle_s`` seconds; returns the
-    keys pressed meanwhile. Open a window this way before anything loads the CPU: a window that
-    Qt maps while the CPU is busy can stay black for good (see :mod:`realtime.xwindow`).
+    Serves the window's events for ``settle_s`` seconds and returns the keys pressed meanwhile, and
+    the :class:`~realtime.xwindow.PaintGuard` that watches the window (None without X): a window
+    that Qt maps while the CPU is busy can stay black for good (see :mod:`realtime.xwindow`), so
+    open it before anything loads the CPU and pass each shown canvas to the guard's ``check``.
     """
     os.environ.setdefault("QT_LOGGING_RULES", "qt.qpa.*=false;qt.text.font.*=false")
     cv2.namedWindow(name, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
-    keys: list[int] = []
-    if canvas is None:
-        return keys
     cv2.imshow(name, canvas)
+    keys: list[int] = []
     deadline = time.monotonic() + settle_s
     while True:
         key = cv2.waitKey(1)
         if key != -1:
             keys.append(key & 0xFF)
         if time.monotonic() >= deadline:
-            return keys
+            return keys, PaintGuard.create(name)
         time.sleep(0.01)
 
 
@@ -161,9 +161,8 @@ class OverlayApp:
         """
         if self._window_open:
             return
-        keys = open_window(WINDOW, self.draw(None), settle_s)
+        keys, self._guard = open_window(WINDOW, self.draw(None), settle_s)
         self._window_open = True
-        self._guard = PaintGuard.create(WINDOW)   # undoes a black window (see realtime.xwindow)
         for key in keys:
             self.handle_key(key)
 

@@ -418,11 +418,9 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
 
     if show:
         from .overlay import SETTLE_S, open_window
-        from .xwindow import PaintGuard
 
         # on screen before the first frame is read, and watched (a window mapped under load can stay black)
-        open_window(WINDOW, np.full((480, 640, 3), 20, np.uint8), SETTLE_S)
-        guard = PaintGuard.create(WINDOW)
+        _, guard = open_window(WINDOW, np.full((480, 640, 3), 20, np.uint8), SETTLE_S)
     try:
         for n in range(1, count + 1):
             if countdown_s > 0:
