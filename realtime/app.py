@@ -33,6 +33,17 @@ def display_problem() -> str | None:
     return None
 
 
+def window_possible(headless: bool, instead: str) -> bool:
+    """Whether a window may open: not ``headless`` and :func:`display_problem` finds none; otherwise
+    says why, and what happens ``instead``, in one line on stderr (nothing when ``headless`` was asked)."""
+    if headless:
+        return False
+    why = display_problem()
+    if why is not None:
+        print(f"no window: {why}; {instead}", file=sys.stderr, flush=True)
+    return why is None
+
+
 def describe_model(model) -> str:
     if model.untrained:
         return ("model: UNTRAINED (random weights; no bundled model found) - events are meaningless; "
@@ -48,10 +59,7 @@ def run_live(args, cfg: Config, demo: bool = False) -> int:
                        allow_untrained=demo)
     print(describe_model(model), file=sys.stderr, flush=True)
     source = open_source(args.source, realtime=cfg.capture.realtime, fps=cfg.capture.fps)
-    why = None if args.headless else display_problem()
-    if why is not None:
-        print(f"no window: {why}; running headless (events as JSON lines on stdout)", file=sys.stderr, flush=True)
-    headless = args.headless or why is not None
+    headless = not window_possible(args.headless, "running headless (events as JSON lines on stdout)")
     sinks = []
     if headless:
         sinks.append(PrintSink())

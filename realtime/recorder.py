@@ -460,7 +460,7 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
 
 def record_session(args, cfg: Config) -> int:
     """``gesture record --label L --count N [--seconds S] [--source SRC] [--out DIR] [--headless]``."""
-    from .app import display_problem
+    from .app import window_possible
     from .sources import open_source
 
     if args.label not in cfg.labels:
@@ -479,10 +479,7 @@ def record_session(args, cfg: Config) -> int:
         else:
             n_frames = cfg.recorder_frames
         out = args.out or cfg.recorder.dir
-        why = None if args.headless else display_problem()
-        if why is not None:
-            print(f"no window: {why}; recording without a preview", file=sys.stderr, flush=True)
-        show = why is None and not args.headless
+        show = window_possible(args.headless, "recording without a preview")
         # A person needs time to get ready; a video file does not.
         countdown = 3.0 if source.paced else 0.0
         if args.label == NO_GESTURE:
