@@ -54,11 +54,15 @@ def describe_model(model) -> str:
 
 
 def run_live(args, cfg: Config, demo: bool = False) -> int:
-    model_dir = args.model or cfg.model.path
-    model = load_model(model_dir, cfg, precision=cfg.pipeline.precision, weights=args.weights,
-                       allow_untrained=demo)
-    print(describe_model(model), file=sys.stderr, flush=True)
+    # the source first: a mistyped --source or a missing camera is said in a second, not after the model loads
     source = open_source(args.source, realtime=cfg.capture.realtime, fps=cfg.capture.fps)
+    try:
+        model = load_model(args.model or cfg.model.path, cfg, precision=cfg.pipeline.precision,
+                           weights=args.weights, allow_untrained=demo)
+    except BaseException:
+        source.close()
+        raise
+    print(describe_model(model), file=sys.stderr, flush=True)
     headless = not window_possible(args.headless, "running headless (events as JSON lines on stdout)")
     sinks = []
     if headless:

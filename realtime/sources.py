@@ -11,6 +11,7 @@ worker falls behind; files wait, unless played ``realtime``).
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -26,6 +27,20 @@ class SourceError(GestureError):
 
 class SourceLost(SourceError):
     """A live source stopped delivering frames (camera unplugged...). It may come back."""
+
+
+@contextmanager
+def opencv_silent():
+    """OpenCV's own log off for a moment. Opening a camera that is not there makes each of its capture
+    backends print its complaint to stderr (a dozen lines); the :class:`SourceError` that follows says it
+    in one. The log level is global to the process, so only the open call is wrapped."""
+    log = cv2.utils.logging
+    before = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        log.setLogLevel(before)
 
 
 class FrameSource:
@@ -63,7 +78,8 @@ class CameraSource(FrameSource):
         self.cap = None
 
     def open(self):
-        self.cap = cv2.VideoCapture(self.index)
+        with opencv_silent():  # also on every reopen of a lost camera
+            self.cap = cv2.VideoCapture(self.index)
         if not self.cap.isOpened():
             self.cap.release()
             raise SourceError(

@@ -19,6 +19,7 @@ import functools
 import json
 import pickle
 import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -510,6 +511,18 @@ def test_live_with_a_bad_config_names_the_key(tmp_path, capsys, yaml_text, names
 def test_bad_set_override_names_the_key(capsys):
     line = one_line_error(capsys, "live", "--set", "pipeline.window=0", "--source", "0", "--headless")
     assert "'pipeline.window'" in line
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("argv", [["live", "--headless"], ["record", "--label", "Shake_Hand", "--count", "1"]])
+def test_a_camera_that_is_not_there_is_one_line_on_stderr(tmp_path, argv):
+    """OpenCV's capture backends each print their own complaint (a dozen lines on Linux) when a camera
+    index opens nothing; a user sees only ours. A real process, so that native stderr is what is read."""
+    r = subprocess.run(helpers.gesture_cmd() + argv + ["--source", "99"], cwd=tmp_path, env=helpers.subprocess_env(),
+                       capture_output=True, text=True, timeout=100)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2, r.stderr
+    assert lines == [lines[0]] and lines[0].startswith("gesture: error: camera 99: cannot open it"), r.stderr
 
 
 # ---------------------------------------------------------------------------------------------
