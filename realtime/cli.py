@@ -276,6 +276,10 @@ def dispatch(args) -> int:
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    # FFmpeg's own log (OpenCV's video reader and writer): a file that is not a video printed
+    # "[mov,mp4,... @ 0x...] moov atom not found" above our one-line error; -8 is AV_LOG_QUIET. Read
+    # when OpenCV first starts FFmpeg; a value the user set is kept, for debugging a file.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # the exact command, for model cards

@@ -514,15 +514,25 @@ def test_bad_set_override_names_the_key(capsys):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("argv", [["live", "--headless"], ["record", "--label", "Shake_Hand", "--count", "1"]])
-def test_a_camera_that_is_not_there_is_one_line_on_stderr(tmp_path, argv):
+@pytest.mark.parametrize("argv, says", [
+    (["live", "--headless", "--source", "99"], "camera 99: cannot open it"),
+    (["record", "--label", "Shake_Hand", "--count", "1", "--source", "99"], "camera 99: cannot open it"),
+    (["live", "--headless", "--source", "cut.mp4"], "cut.mp4: cannot open as a video"),
+    (["eval", "--stream", "cut.mp4", "--json"], "cut.mp4: cannot open as a video"),
+])
+def test_a_source_that_does_not_open_is_one_line_on_stderr(tmp_path, argv, says):
     """OpenCV's capture backends each print their own complaint (a dozen lines on Linux) when a camera
-    index opens nothing; a user sees only ours. A real process, so that native stderr is what is read."""
-    r = subprocess.run(helpers.gesture_cmd() + argv + ["--source", "99"], cwd=tmp_path, env=helpers.subprocess_env(),
-                       capture_output=True, text=True, timeout=100)
+    index opens nothing, and FFmpeg one ("moov atom not found") for an mp4 whose recording was cut off;
+    a user sees only ours. A real process, so that native stderr is what is read."""
+    whole, _ = helpers.write_video(tmp_path / "whole.mp4", 60)
+    (tmp_path / "cut.mp4").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])   # no index at the end
+    env = helpers.subprocess_env()
+    env.pop("OPENCV_FFMPEG_LOGLEVEL", None)    # as a user's shell has it (main() in this process sets it)
+    r = subprocess.run(helpers.gesture_cmd() + argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=100)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2, r.stderr
-    assert lines == [lines[0]] and lines[0].startswith("gesture: error: camera 99: cannot open it"), r.stderr
+    assert lines == [lines[0]] and lines[0].startswith(f"gesture: error: {says}"), r.stderr
 
 
 # ---------------------------------------------------------------------------------------------
