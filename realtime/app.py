@@ -112,8 +112,9 @@ def run_live(args, cfg: Config, demo: bool = False) -> int:
             pipe.worker.join(10.0)
     s = pipe.stats.snapshot()
     n = len(pipe.events)
+    p95 = s["latency_p95_ms"]   # NaN before the first clip (a video shorter than one)
     summary = (f"done: {s['frames']} frames, {s['clips']} clips, {s['decisions']} decisions, {n} events, "
-               f"{pipe.dropped_frames} dropped frames, latency p95 {s['latency_p95_ms']:.0f} ms")
+               f"{pipe.dropped_frames} dropped frames" + ("" if p95 != p95 else f", latency p95 {p95:.0f} ms"))
     print(summary, file=sys.stderr, flush=True)
     if n == 0:
         if s["decisions"] == 0:

@@ -331,6 +331,15 @@ def test_live_bad_videos(files, capsys, which, says):
     assert str(files[which]) in line and says in line, line
 
 
+@pytest.mark.timeout(60)
+def test_live_on_a_video_too_short_for_a_decision_says_why(files, capsys):
+    rc = main(["live", "--source", str(files["short"]), "--headless", "--model", str(files["model"]), *SET_SMALL])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "done: 10 frames, 0 clips, 0 decisions, 0 events, 0 dropped frames\n" in err, err   # no "latency p95 nan"
+    assert "no events: no decisions were made: the head needs 128 frames (4.3 s)" in err, err
+
+
 @pytest.mark.parametrize("shape, dtype", [
     ((61, 97), np.uint8), ((61, 97, 1), np.uint8), ((61, 97, 3), np.uint8), ((61, 97, 4), np.uint8),
     ((61, 97, 3), np.uint16), ((61, 97, 3), np.float32), ((1, 1, 3), np.uint8), ((1080, 1919, 3), np.uint8),
