@@ -163,6 +163,29 @@ def read_annotations(path: str | Path, labels) -> list[tuple[str, int, int]]:
     return sorted(out, key=lambda x: x[2])
 
 
+def fit_to_video(gestures, n_frames: int, path, note: bool = True) -> list[tuple[str, int, int]]:
+    """The annotated gestures a video of ``n_frames`` frames can show. One that ends after its last frame
+    (a recording stopped mid-gesture, or a typo) is scored as ending there, one that starts after it is not
+    scored, and a note on stderr says so (``note``); if none starts inside the video, the
+    annotations are not this video's and a :class:`GestureError` says so."""
+    last = n_frames - 1
+    inside = [(lab, s, min(e, last)) for lab, s, e in gestures if s <= last]
+    if gestures and not inside:
+        raise GestureError(f"{path}: every gesture starts after the video's last frame {last} ({n_frames} frames): "
+                           "the annotations of another video, or frames counted at another rate?")
+    past = [(lab, s, e) for lab, s, e in gestures if e > last]
+    if note and len(past) == 1:
+        lab, s, e = past[0]
+        print(f"note: {path}: {lab} {s}-{e} goes past the video's last frame {last} ({n_frames} frames): "
+              + ("scored as ending there" if s <= last else "not scored"), file=sys.stderr)
+    elif note and past:
+        cut = sum(s <= last for _, s, _ in past)
+        print(f"note: {path}: {len(past)} of {len(gestures)} gestures go past the video's last frame {last} "
+              f"({n_frames} frames): {cut} scored as ending there, {len(past) - cut} not scored; the annotations "
+              "of another video, or frames counted at another rate?", file=sys.stderr)
+    return inside
+
+
 def pair_events(events: list[dict], gestures, fps: float) -> dict[int, int]:
     """``{gesture index: event index}``: each gesture ``(label, start, end)`` takes the first unused event
     of its label whose ``frame_id`` lies in ``[start, end + MATCH_TOLERANCE_S]``."""
@@ -213,11 +236,18 @@ def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path 
     ann = Path(annotations) if annotations else stream.with_suffix(".csv")
     gestures = read_annotations(ann, model.labels) if annotations or ann.exists() else None
     src = VideoFileSource(stream, realtime=False).open()
+    if gestures is not None and src.frame_count > 0:   # the container's count: an early check, not the last word
+        try:
+            fit_to_video(gestures, src.frame_count, ann, note=False)
+        except GestureError:
+            src.close()
+            raise
     log = PredictionLog() if plot else None
     pipe = Pipeline(src, model, cfg, sinks=[log] if log else ())
     pipe.run()
     events = [e.to_json() for e in pipe.events]
     if gestures is not None:
+        gestures = fit_to_video(gestures, pipe.stats.frames, ann)
         res = match_events(events, gestures, src.fps, pipe.stats.frames)
         res["annotations"] = str(ann)
     else:

@@ -259,6 +259,36 @@ def test_eval_plays_unannotated_footage_and_returns_its_events_without_scores(sm
         eval_stream(model, cfg, path, tmp_path / "other.csv")   # asked for by name: missing is an error
 
 
+@pytest.mark.timeout(60)
+def test_eval_scores_annotations_only_inside_the_video(small, tmp_path, capsys):
+    """An annotation past the video's end (a typo, or a recording stopped mid-gesture) once counted every
+    frame up to it as gesture: hundreds of false activations a minute and delays of minus days."""
+    from realtime.errors import GestureError
+    from realtime.evaluate import eval_stream
+
+    cfg, model = small
+    path, _ = helpers.write_video(tmp_path / "s.mp4", n=150, width=64, height=48)
+    ann = tmp_path / "a.csv"
+    ann.write_text("label,start_frame,end_frame\nShake_Hand,60,80\n")
+    inside = eval_stream(model, cfg, path, ann)
+    ann.write_text("label,start_frame,end_frame\nShake_Hand,60,80\nShake_Hand,140,99999\n"
+                   "2_Fingers_Left,150,170\n")
+    res = eval_stream(model, cfg, path, ann)
+    err = capsys.readouterr().err
+    assert "a.csv: 2 of 3 gestures go past the video's last frame 149 (150 frames): 1 scored as ending there, " \
+           "1 not scored" in err, err
+    assert res["n_gestures"] == 2 and res["events"] == inside["events"]
+    assert res["no_gesture_minutes"] == pytest.approx((150 - 21 - 10) / 30 / 60)   # 140-149 is gesture now
+    ann.write_text("label,start_frame,end_frame\nShake_Hand,60,999\n")
+    res = eval_stream(model, cfg, path, ann)
+    assert "a.csv: Shake_Hand 60-999 goes past the video's last frame 149 (150 frames): scored as ending there" \
+        in capsys.readouterr().err
+    assert res["no_gesture_minutes"] == pytest.approx(60 / 30 / 60)
+    ann.write_text("label,start_frame,end_frame\nShake_Hand,300,320\n")   # another video's (or rate's) frames
+    with pytest.raises(GestureError, match=r"a\.csv: every gesture starts after the video's last frame 149"):
+        eval_stream(model, cfg, path, ann)
+
+
 def _vfr_video(tmp_path) -> Path:
     """A real variable-frame-rate file (as phones write them): 2 s at 30 fps, then 4 s at 15 fps."""
     import shutil
