@@ -182,7 +182,8 @@ class KeySink:
                 from pynput.keyboard import Controller  # lazy: needs a display on X11
             except ImportError as e:
                 first = str(e).splitlines()[0] if str(e) else type(e).__name__
-                raise GestureError(f"keystrokes: the pynput keyboard backend is unavailable ({first})") from None
+                raise GestureError(f"keystrokes: the pynput keyboard backend is unavailable ({first}); "
+                                   "--dry-run prints the keys instead of pressing them") from None
             self._controller = Controller()
         return self._controller
 
