@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config
+from .config import NO_GESTURE, Config
 from .dataset import Item, load_crops, read_meta
 from .errors import GestureError
 
@@ -68,6 +68,12 @@ def load_dataset(metas, cfg: Config, strict: bool = False, progress: bool = True
             print(f"  {s}", file=sys.stderr)
     if not clips:
         raise GestureError("no usable clips (all were missing or shorter than one clip)")
+    have = {c.label for c in clips}
+    absent = [lab for i, lab in enumerate(cfg.labels) if i not in have and lab != NO_GESTURE]
+    if absent:  # a user's own recordings alone: a head retrained on them forgets every other gesture
+        print(f"warning: no clips of {', '.join(absent)}: the model will not learn "
+              f"{'it' if len(absent) == 1 else 'them'}; add rendered clips beside yours (gesture synth clips --out "
+              "data/train --per-class 200 --seed 1, then --meta data/train/meta.csv as well)", file=sys.stderr)
     return clips, skipped
 
 

@@ -191,6 +191,23 @@ def test_frozen_backbone_trains_a_head_and_cache_is_reused(blob_data, tmp_path, 
     assert np.array(m2["confusion"]).sum() == m2["n_val"]
 
 
+@pytest.mark.timeout(60)
+def test_training_data_without_some_gestures_is_warned_about(blob_data, capsys):
+    """Retraining on one's own recordings alone (a few clips of one gesture, say) teaches the head that the
+    other gestures never happen; the loader says which are missing and how to add rendered ones."""
+    from realtime.train import load_dataset
+
+    load_dataset([blob_data], tiny_config(), progress=False)
+    assert "warning" not in capsys.readouterr().err
+    rows = blob_data.read_text().splitlines()
+    some = blob_data.with_name("some.csv")   # beside meta.csv: the same relative paths
+    some.write_text("\n".join([rows[0]] + [r for r in rows[1:] if ",Shake_Hand," in r or ",no_gesture," in r]))
+    clips, _ = load_dataset([some], tiny_config(), progress=False)
+    err = capsys.readouterr().err
+    assert {c.item.label for c in clips} == {"Shake_Hand", NO_GESTURE}
+    assert "warning: no clips of 1_Finger_Click, 2_Fingers_Left, 2_Fingers_Right: the model will not learn them" in err
+
+
 @pytest.fixture(scope="module")
 def blob_data_20(tmp_path_factory):
     return _write_dataset(tmp_path_factory.mktemp("blobs20"), per_class=20, seed=3)
