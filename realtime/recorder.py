@@ -186,7 +186,10 @@ def write_clip(dataset_dir: str | Path, frames: np.ndarray, label: str, fps: flo
     folder = root / CLIPS_DIR / label
     if folder.resolve().parent.parent != root:  # belt and braces: never outside the dataset
         raise RecorderError(f"label {label!r} would write outside {root}")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file where the folder should be, a read-only or full disk
+        raise RecorderError(f"{folder}: cannot make the clip's folder ({e.strerror or e})") from None
     now = now or datetime.now().astimezone()
     stem = _timestamp(now)
     tmp = folder / f".{stem}.{os.getpid()}.{threading.get_ident()}.tmp.mp4"

@@ -174,6 +174,22 @@ def test_close_drains_the_queue(tmp_path):
     assert rec.save(crops(16), "2_Fingers_Right") is False  # closed
 
 
+def test_a_clip_that_cannot_be_written_does_not_end_recording(tmp_path, capsys):
+    """The writer thread meets a real failure (the label's folder is a file, as a broken copy or a full disk
+    leaves it): that clip is counted as failed and said once, the next clips are saved, the CSV stays whole."""
+    (tmp_path / "Train_Data").mkdir()
+    (tmp_path / "Train_Data" / "Shake_Hand").write_text("not a folder")
+    rec = ClipRecorder(tmp_path, fps=30, labels=DEFAULT_LABELS)
+    assert rec.save(crops(16, 1), "Shake_Hand")               # queued: the failure is the thread's
+    assert rec.save(crops(16, 2), "2_Fingers_Left")
+    rec.close()
+    assert rec.failed == 1 and rec.saved == 1 and rec.error is None
+    assert "1 saved, 1 failed" in rec.status()
+    assert f"warning: recorder: {(tmp_path / 'Train_Data' / 'Shake_Hand').resolve()}: cannot make the clip's folder (File exists)" \
+        in capsys.readouterr().err
+    assert [r["action"] for r in check_dataset(tmp_path)] == ["2_Fingers_Left"]
+
+
 _CTRL_C_SCRIPT = textwrap.dedent("""
     import signal, sys, time
     import numpy as np
