@@ -313,6 +313,30 @@ def test_gesture_live_headless_end_to_end(cli_case):
     assert printed == [json.loads(s) for s in lines]
 
 
+@pytest.mark.timeout(120)
+def test_gesture_live_realtime_plays_a_file_at_its_own_rate_like_a_camera(cli_case, capsys):
+    """``--realtime``: a video file paced at its frame rate, with a camera's drop policy (a file read as fast
+    as the worker takes it is the default). Only a lower bound on the time: a slow machine takes longer."""
+    from realtime.cli import main
+
+    d, model_dir, video, n = cli_case
+    rc = main(["live", "--source", str(video), "--realtime", "--headless", "--model", str(model_dir),
+               "--set", "pipeline.max_batch=1", "--set", "pipeline.stride=16"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert f"source: {video} (30 fps, drop_oldest)" in err and f"done: {n} frames, " in err, err
+    src = VideoFileSource(video, realtime=True).open()
+    t0 = time.monotonic()
+    times = []
+    for _ in range(31):
+        assert src.read() is not None
+        times.append(src.media_time)
+    elapsed = time.monotonic() - t0
+    src.close()
+    assert times == pytest.approx([k / 30 for k in range(31)], abs=1e-3)
+    assert elapsed >= 30 / 30 * 0.95, elapsed        # frame 30 is shown 1 s after frame 0
+
+
 @pytest.mark.timeout(60)
 def test_gesture_live_missing_video_is_one_line_error(cli_case, capsys):
     """In-process through ``realtime.cli.main`` (the same code the console script runs; a second
