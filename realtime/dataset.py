@@ -91,17 +91,22 @@ def read_meta(path: str | Path, labels) -> list[Item]:
     return items
 
 
+def _hidden(p: Path) -> bool:
+    return p.name.startswith(".") or p.name == "__MACOSX"
+
+
 def _read_folder(d: Path, labels) -> list[Item]:
     root = d / "Train_Data" if (d / "Train_Data").is_dir() else d
     meta = d / "meta.csv"
     if meta.is_file():
         return read_meta(meta, labels)
     items = []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+    # hidden entries are not data: .ipynb_checkpoints, macOS's __MACOSX folders and "._clip.mp4" forks
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p)):
         if sub.name not in labels:
             raise GestureError(f"{sub}: folder name is not a label (labels: {', '.join(labels)})")
         for f in sorted(sub.iterdir()):
-            if f.suffix.lower() in VIDEO_EXTS:
+            if f.suffix.lower() in VIDEO_EXTS and not _hidden(f):
                 items.append(Item(f, sub.name, str(sub)))
     if not items:
         raise GestureError(f"{d}: no videos found in label subfolders")

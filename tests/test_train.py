@@ -191,6 +191,31 @@ def test_frozen_backbone_trains_a_head_and_cache_is_reused(blob_data, tmp_path, 
     assert np.array(m2["confusion"]).sum() == m2["n_val"]
 
 
+def test_a_folder_of_label_subfolders_reads_like_a_meta_csv(blob_data, tmp_path):
+    """``--meta DIR``: one subfolder per label (under ``Train_Data/`` or not), no CSV; hidden entries
+    (``.ipynb_checkpoints``, ``__MACOSX``, macOS's ``._clip.mp4`` forks) are not data."""
+    import shutil
+
+    from realtime.dataset import read_meta
+
+    from_csv = read_meta(blob_data, DEFAULT_LABELS)
+    d = tmp_path / "mine"
+    shutil.copytree(blob_data.parent / "Train_Data", d)
+    (d / ".ipynb_checkpoints").mkdir()
+    (d / "__MACOSX" / "Shake_Hand").mkdir(parents=True)
+    (d / "Shake_Hand" / "._Shake_Hand_000.avi").write_bytes(b"\0\5\x16\7")
+    items = read_meta(d, DEFAULT_LABELS)
+    key = lambda it: (it.label, it.path.name)   # noqa: E731
+    assert sorted(map(key, items)) == sorted(map(key, from_csv))
+    assert all(it.path.is_file() and it.path.parent.name == it.label for it in items)
+    (d / "Wave").mkdir()
+    with pytest.raises(GestureError, match=r"Wave: folder name is not a label"):
+        read_meta(d, DEFAULT_LABELS)
+    (tmp_path / "none" / "Shake_Hand").mkdir(parents=True)
+    with pytest.raises(GestureError, match=r"none: no videos found in label subfolders"):
+        read_meta(tmp_path / "none", DEFAULT_LABELS)
+
+
 @pytest.mark.timeout(60)
 def test_training_data_without_some_gestures_is_warned_about(blob_data, capsys):
     """Retraining on one's own recordings alone (a few clips of one gesture, say) teaches the head that the
