@@ -87,6 +87,16 @@ def open_window(name: str, canvas: np.ndarray, settle_s: float = 0.0) -> tuple[l
         time.sleep(0.01)
 
 
+def window_closed(name: str) -> bool:
+    """Whether the user closed the window with its own close button. Qt (OpenCV's highgui on Linux)
+    deletes its event receiver when its last window closes, so the query then raises instead of
+    answering, and the next ``imshow`` would open the window again."""
+    try:
+        return cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) < 1
+    except cv2.error:
+        return True
+
+
 def _name(label: str) -> str:
     """Display form of a label: ``2_Fingers_Left`` -> ``2 Fingers Left``."""
     return label.replace("_", " ")
@@ -214,8 +224,8 @@ class OverlayApp:
             key = cv2.waitKey(1)
             if key != -1:
                 self.handle_key(key & 0xFF)
-            elif cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
-                self.quit = True   # closed with the window's own button
+            elif window_closed(WINDOW):
+                self.quit = True
             if self._guard is not None and self._guard.active:
                 w = canvas.shape[1]
                 self._guard.check(canvas, (w - PANEL, 0, w, HEIGHT))   # the side panel: no camera image

@@ -395,7 +395,7 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
 
     Before each clip: a ``countdown_s`` countdown (3-2-1) on screen (``show``) or printed.
     Frames are cropped with :func:`realtime.preprocess.crop_frame` and stored as
-    ``(frames, size, size, 3)`` crops. ``q``/Esc in the window stops early.
+    ``(frames, size, size, 3)`` crops. ``q``/Esc in the window, or closing it, stops early.
     """
     from .preprocess import crop_frame
 
@@ -417,10 +417,10 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
         k = cv2.waitKey(1) & 0xFF
         if guard is not None and guard.active:
             guard.check(img)
-        return k not in (ord("q"), 27)
+        return k not in (ord("q"), 27) and not window_closed(WINDOW)
 
     if show:
-        from .overlay import SETTLE_S, open_window
+        from .overlay import SETTLE_S, open_window, window_closed
 
         # on screen before the first frame is read, and watched (a window mapped under load can stay black)
         _, guard = open_window(WINDOW, np.full((480, 640, 3), 20, np.uint8), SETTLE_S)
@@ -456,8 +456,11 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
         if guard is not None:
             guard.close()
         if show:
-            cv2.destroyWindow(WINDOW)
-            cv2.waitKey(1)
+            try:
+                cv2.destroyWindow(WINDOW)
+                cv2.waitKey(1)
+            except cv2.error:  # closed by the user already
+                pass
     return written
 
 

@@ -248,6 +248,22 @@ def test_real_key_presses_drive_the_window(cfg, model, video, xdisplay, tmp_path
         assert [r["action"] for r in csv.DictReader(f)] == ["2_Fingers_Right"]
 
 
+@pytest.mark.timeout(120)
+def test_closing_the_window_with_its_close_button_quits(cfg, model, video, xdisplay):
+    app = OverlayApp(cfg, model.labels, show=True)
+    pipe = Pipeline(open_source(str(video)), model, cfg, sinks=[app])
+    app.attach(pipe)
+    try:
+        pipe.start()
+        run_until(app, pipe, lambda: app._pred is not None)
+        assert not app.quit
+        assert xdisplay.close_window(WINDOW) == 1, xdisplay.windows()
+        run_until(app, pipe, lambda: app.quit, timeout=20)
+        assert app.tick() is False
+    finally:
+        pipe.stop()
+
+
 # -- the guard against a window Qt never paints (realtime.xwindow) ------------------------------------
 
 @pytest.mark.timeout(120)
@@ -325,6 +341,37 @@ def test_record_shows_its_preview_window_and_saves_the_clip(video, xdisplay, tmp
     with open(out / "meta.csv", newline="") as f:
         assert [row["action"] for row in csv.DictReader(f)] == ["1_Finger_Click"]
     assert not any(f"'{WINDOW}'" in w for w in xdisplay.windows())   # closed again
+
+
+@pytest.mark.timeout(120)
+def test_closing_the_record_preview_stops_recording(xdisplay, tmp_path, capsys):
+    """As q does: the clips saved so far stay, no more are taken, and the window does not come back."""
+    import threading
+
+    from realtime.cli import main
+    from realtime.recorder import WINDOW as PREVIEW
+
+    out = tmp_path / "mine"
+    closed = []
+
+    def close_after_the_first_clip():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (out / "meta.csv").exists():
+            time.sleep(0.05)
+        closed.append(xdisplay.close_window(PREVIEW))
+
+    t = threading.Thread(target=close_after_the_first_clip, daemon=True)
+    t.start()
+    # the paced synthetic source: a 3-2-1 countdown before each clip, as for a camera
+    rc = main(["record", "--label", "Shake_Hand", "--count", "3", "--seconds", "1", "--source", "synthetic",
+               "--out", str(out)])
+    t.join(10)
+    captured = capsys.readouterr()
+    assert closed == [1], xdisplay.windows()
+    assert rc == 1 and "recorded 1 clip(s) of Shake_Hand" in captured.out, captured.out + captured.err[-2000:]
+    with open(out / "meta.csv", newline="") as f:
+        assert [row["action"] for row in csv.DictReader(f)] == ["Shake_Hand"]
+    assert not any(f"'{PREVIEW}' viewable" in w for w in xdisplay.windows())
 
 
 # -- no X server where DISPLAY points ----------------------------------------------------------------

@@ -114,6 +114,29 @@ class Xvfb:
         return out
 
 
+    def close_window(self, name: str) -> int:
+        """Ask every top-level window named ``name`` to close, as a window manager does when its close
+        button is clicked (a WM_DELETE_WINDOW message; Xvfb has no window manager). Returns how many."""
+        import Xlib.X
+        import Xlib.display
+        from Xlib.protocol import event
+
+        d = Xlib.display.Display(self.display)
+        try:
+            protocols, delete = d.intern_atom("WM_PROTOCOLS"), d.intern_atom("WM_DELETE_WINDOW")
+            n = 0
+            for win in d.screen().root.query_tree().children:
+                if win.get_wm_name() == name and delete in (win.get_wm_protocols() or ()):
+                    msg = event.ClientMessage(window=win, client_type=protocols,
+                                              data=(32, [delete, Xlib.X.CurrentTime, 0, 0, 0]))
+                    win.send_event(msg, event_mask=Xlib.X.NoEventMask)
+                    n += 1
+            d.flush()
+        finally:
+            d.close()
+        return n
+
+
 _shared: dict = {"server": None, "users": 0}
 _shared_lock = threading.Lock()
 
