@@ -103,19 +103,31 @@ def run_live(args, cfg: Config, demo: bool = False) -> int:
           f"{cfg.pipeline.precision}{views}", file=sys.stderr, flush=True)
     if window is not None:
         window.attach(pipe)
-    try:
-        pipe.run(seconds=args.seconds, tick=window.tick if window is not None else None)
-    finally:
+
+    def join_worker() -> None:
         # stop() returns within a second, but a C3D call already running (about 1 s per clip for the
         # full network on 2 cores) must finish before the interpreter exits, or TensorFlow can crash.
         if pipe.worker.is_alive():
             pipe.worker.join(10.0)
-    s = pipe.stats.snapshot()
+
+    def summary() -> dict:
+        join_worker()
+        s = pipe.stats.snapshot()
+        p95 = s["latency_p95_ms"]   # NaN before the first clip (a video shorter than one)
+        print(f"done: {s['frames']} frames, {s['clips']} clips, {s['decisions']} decisions, {len(pipe.events)} "
+              f"events, {pipe.dropped_frames} dropped frames" + ("" if p95 != p95 else f", latency p95 {p95:.0f} ms"),
+              file=sys.stderr, flush=True)
+        return s
+
+    try:
+        pipe.run(seconds=args.seconds, tick=window.tick if window is not None else None)
+    except KeyboardInterrupt:
+        summary()   # what the run did before Ctrl-C; the CLI then says "interrupted"
+        raise
+    finally:
+        join_worker()
+    s = summary()
     n = len(pipe.events)
-    p95 = s["latency_p95_ms"]   # NaN before the first clip (a video shorter than one)
-    summary = (f"done: {s['frames']} frames, {s['clips']} clips, {s['decisions']} decisions, {n} events, "
-               f"{pipe.dropped_frames} dropped frames" + ("" if p95 != p95 else f", latency p95 {p95:.0f} ms"))
-    print(summary, file=sys.stderr, flush=True)
     if n == 0:
         if s["decisions"] == 0:
             why = (f"no decisions were made: the head needs {cfg.pipeline.span} frames "

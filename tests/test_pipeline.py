@@ -314,6 +314,34 @@ def test_gesture_live_headless_end_to_end(cli_case):
 
 
 @pytest.mark.timeout(120)
+def test_ctrl_c_in_gesture_live_says_what_the_run_did(cli_case):
+    """Ctrl-C ends ``gesture live`` with the summary line, then "interrupted", exit code 130."""
+    import signal
+
+    d, model_dir, _, _ = cli_case
+    cmd = helpers.gesture_cmd() + ["live", "--source", "synthetic", "--headless", "--model", str(model_dir),
+                                   "--set", "pipeline.max_batch=1"]
+    # a test run started in the background inherits SIGINT ignored; the child gets the terminal's default
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=helpers.subprocess_env(),
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        lines = []
+        for line in p.stderr:   # the paced synthetic source runs until stopped
+            lines.append(line)
+            if line.startswith("source: "):
+                break
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        _, rest = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    err = "".join(lines) + rest
+    assert p.returncode == 130, err[-3000:]
+    tail = [ln for ln in err.splitlines() if ln.strip()][-2:]
+    assert tail[0].startswith("done: ") and " frames, " in tail[0] and tail[1] == "gesture: interrupted", err[-3000:]
+
+
+@pytest.mark.timeout(120)
 def test_gesture_live_realtime_plays_a_file_at_its_own_rate_like_a_camera(cli_case, capsys):
     """``--realtime``: a video file paced at its frame rate, with a camera's drop policy (a file read as fast
     as the worker takes it is the default). Only a lower bound on the time: a slow machine takes longer."""
