@@ -62,6 +62,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -1692,11 +1693,34 @@ def _clip_job(job):
     return rel, label, n
 
 
+def _refuse_foreign_meta(meta: Path) -> None:
+    """A meta.csv that lists clips this renderer did not write (a user's recordings, say) would be
+    replaced, and its rows lost: refuse before rendering anything. A rendered one may be replaced."""
+    if not meta.exists():
+        return
+    from .dataset import read_csv_rows
+    from .errors import GestureError
+
+    rows = read_csv_rows(meta, "meta CSV", "columns file_path,action")
+    ours = re.compile(rf"Train_Data/({'|'.join(map(re.escape, DEFAULT_LABELS))})/\1_\d{{5}}\.mp4")
+    header = [h.strip() for h in rows[0]]
+    if header != ["file_path", "action", "frame_count"]:
+        what = f"its header is {','.join(header)}"
+    else:
+        foreign = [r[0].strip() for r in rows[1:] if r and not ours.fullmatch(r[0].strip())]
+        if not foreign:
+            return
+        what = f"it lists {len(foreign)} clip(s) gesture synth did not render, the first {foreign[0]}"
+    raise GestureError(f"{meta}: not a rendered dataset ({what}); rendering here would replace it and lose its "
+                       "rows: choose another --out")
+
+
 def write_clips(out_dir, per_class: int, seed: int = 0, *, width=320, height=240, fps=30.0, workers=2,
                 progress=True) -> Path:
     """Render ``per_class`` clips of every label to out_dir/Train_Data/<label>/<label>_<i:05d>.mp4 and
     write out_dir/meta.csv (file_path,action,frame_count). Deterministic for a seed, any worker count."""
     out_dir = Path(out_dir)
+    _refuse_foreign_meta(out_dir / "meta.csv")
     out_dir.mkdir(parents=True, exist_ok=True)
     label_seqs = np.random.SeedSequence(seed).spawn(len(DEFAULT_LABELS))
     jobs = []

@@ -158,6 +158,30 @@ def test_write_clips_layout_and_meta(tmp_path):
     assert np.array_equal(np.stack(_read_video(meta.parent / r)), np.stack(_read_video(meta2.parent / r)))
 
 
+def test_write_clips_never_replaces_a_dataset_it_did_not_render(tmp_path):
+    """``gesture synth clips --out recordings`` once replaced the user's recordings index (their rows, with
+    what the model had said) by the rendered one. A rendered dataset may be rendered again; another is refused
+    before anything is rendered, and stays as it was."""
+    from realtime.errors import GestureError
+
+    meta = synth.write_clips(tmp_path / "a", per_class=1, seed=7, width=64, height=48, workers=1, progress=False)
+    synth.write_clips(tmp_path / "a", per_class=1, seed=8, width=64, height=48, workers=1, progress=False)
+    recorded = tmp_path / "recordings"
+    (recorded / "Train_Data" / "Shake_Hand").mkdir(parents=True)
+    mine = ("file_path,action,frame_count,predicted,confidence,recorded_at\n"
+            "Train_Data/Shake_Hand/20261207T061950_742179.mp4,Shake_Hand,30,,,2026-12-07T06:19:50.742+00:00\n")
+    (recorded / "meta.csv").write_text(mine)
+    with pytest.raises(GestureError, match=r"recordings/meta\.csv: not a rendered dataset \(its header is "
+                                           r"file_path,action,frame_count,predicted,"):
+        synth.write_clips(recorded, per_class=1, seed=7, workers=1, progress=False)
+    assert (recorded / "meta.csv").read_text() == mine and not list((recorded / "Train_Data").rglob("*.mp4"))
+    with open(meta, "a") as f:
+        f.write("../mine/clip.mp4,Shake_Hand,40\n")   # a rendered index a user added a clip of theirs to
+    with pytest.raises(GestureError, match=r"it lists 1 clip\(s\) gesture synth did not render, the first "
+                                           r"\.\./mine/clip\.mp4"):
+        synth.write_clips(tmp_path / "a", per_class=1, seed=7, workers=1, progress=False)
+
+
 def test_write_stream_video_and_csv(tmp_path):
     mp4, csv_path = synth.write_stream(tmp_path / "s.mp4", minutes=0.2, seed=3, width=128, height=96,
                                        progress=False)
