@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meta", required=True, action="append",
                    help="meta CSV (file_path,action[,frame_count]) or a folder with one subfolder per label; repeatable")
     p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the finished model in --out (refused otherwise; an interrupted run there resumes)")
     p.add_argument("--stream", action="append", default=None,
                    help="annotated stream S.mp4 (S.csv beside it, as `gesture synth stream` writes): its windows "
                         "train the small backbone's head too; repeatable")

@@ -126,6 +126,11 @@ def plot_report(out: Path, histories: dict[str, list[dict]], cm: np.ndarray, lab
 
 def train_command(args, cfg: Config) -> int:
     out = Path(args.out)
+    if (out / "model.json").exists() and not (out / ".checkpoint").is_dir() and not getattr(args, "overwrite", False):
+        # a finished model this run did not start (the bundled one, one trained elsewhere or by --head-only):
+        # hours of training must not go because --out was mistyped
+        raise GestureError(f"{out}: holds a trained model already; training would replace it: choose another "
+                           "--out, or give --overwrite")
     if args.weights and getattr(args, "stream", None):
         raise GestureError("--stream trains the small backbone's head; it cannot be combined with --weights")
     if args.weights and getattr(args, "init", None):

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import random_c3d_weights, tiny_config, write_keras2_h5_raw
+from helpers import random_c3d_weights, tiny_config, write_keras2_h5_raw, write_tiny_model
 
 from realtime.cli import main
 from realtime.config import DEFAULT_LABELS, NO_GESTURE
@@ -214,6 +214,23 @@ def test_a_folder_of_label_subfolders_reads_like_a_meta_csv(blob_data, tmp_path)
     (tmp_path / "none" / "Shake_Hand").mkdir(parents=True)
     with pytest.raises(GestureError, match=r"none: no videos found in label subfolders"):
         read_meta(tmp_path / "none", DEFAULT_LABELS)
+
+
+def test_train_refuses_to_replace_a_finished_model_unless_told(blob_data, tmp_path, capsys):
+    """``--out`` naming a finished model (the bundled one, or hours of one's own training) is refused before
+    anything is read; ``--overwrite`` replaces it. A run interrupted there (``.checkpoint``) still resumes."""
+    out, *_ = write_tiny_model(tmp_path / "mine", seed=2)
+    before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    assert main(["train", "--meta", str(blob_data), "--out", str(out), "--minutes", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert f"gesture: error: {out}: holds a trained model already; training would replace it" in err, err
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
+    missing = str(tmp_path / "no_meta.csv")   # past the guard: the next check is the data's
+    assert main(["train", "--meta", missing, "--out", str(out), "--overwrite"]) == 2
+    assert "no_meta.csv: meta CSV or dataset folder not found" in capsys.readouterr().err
+    (out / ".checkpoint").mkdir()
+    assert main(["train", "--meta", missing, "--out", str(out)]) == 2
+    assert "no_meta.csv: meta CSV or dataset folder not found" in capsys.readouterr().err
 
 
 @pytest.mark.timeout(60)
