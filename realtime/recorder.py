@@ -137,6 +137,27 @@ def _publish(tmp: Path, folder: Path, stem: str) -> Path:
     raise RecorderError(f"{folder}: could not find a free name for {stem}.mp4")
 
 
+def _wrong_header(csv_path: Path, header: list[str]) -> RecorderError:
+    return RecorderError(f"{csv_path}: existing header {header} is not {list(META_COLUMNS)}; "
+                         f"record into a new folder (--record-dir / --out)")
+
+
+def check_meta(csv_path: str | Path) -> None:
+    """Raise :class:`RecorderError` now if clips could not be added to ``csv_path`` (another dataset's CSV),
+    rather than after a clip has been recorded."""
+    csv_path = Path(csv_path)
+    try:
+        with open(csv_path, encoding="utf-8", newline="") as f:
+            first = f.readline()
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecorderError(f"{csv_path}: cannot read it ({type(e).__name__})") from None
+    header = first.strip().split(",")
+    if first and tuple(header) != META_COLUMNS:
+        raise _wrong_header(csv_path, header)
+
+
 def append_meta(csv_path: Path, row: dict) -> None:
     """Append one row (header first if the file is new) under a lock; flush + fsync."""
     csv_path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,10 +175,7 @@ def append_meta(csv_path: Path, row: dict) -> None:
                 f.seek(0)
                 header = f.readline().strip().split(",")
                 if tuple(header) != META_COLUMNS:
-                    raise RecorderError(
-                        f"{csv_path}: existing header {header} is not {list(META_COLUMNS)}; "
-                        f"record into a new folder (--record-dir / --out)"
-                    )
+                    raise _wrong_header(csv_path, header)
                 f.seek(0, os.SEEK_END)
                 f.seek(f.tell() - 1)
                 if f.read(1) not in ("\n", ""):
@@ -186,6 +204,7 @@ def write_clip(dataset_dir: str | Path, frames: np.ndarray, label: str, fps: flo
     folder = root / CLIPS_DIR / label
     if folder.resolve().parent.parent != root:  # belt and braces: never outside the dataset
         raise RecorderError(f"label {label!r} would write outside {root}")
+    check_meta(root / "meta.csv")   # before the clip is written: no clip without its row
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # a file where the folder should be, a read-only or full disk
@@ -485,6 +504,7 @@ def record_session(args, cfg: Config) -> int:
         else:
             n_frames = cfg.recorder_frames
         out = args.out or cfg.recorder.dir
+        check_meta(Path(out) / "meta.csv")   # before the user performs anything
         show = window_possible(args.headless, "recording without a preview")
         # A person needs time to get ready; a video file does not.
         countdown = 3.0 if source.paced else 0.0

@@ -109,6 +109,7 @@ def test_refuses_an_existing_meta_csv_with_other_columns(tmp_path):
     with pytest.raises(RecorderError, match="existing header"):
         write_clip(tmp_path, crops(16), "Shake_Hand")
     assert (tmp_path / "meta.csv").read_text() == "file_path,action\nTrain_Data/x.mp4,Shake_Hand\n"
+    assert files_under(tmp_path) == {tmp_path / "meta.csv"}    # no clip left without its row
 
 
 @pytest.mark.timeout(120)
@@ -292,6 +293,15 @@ def test_gesture_record_errors_are_one_line(tmp_path, capsys):
     assert rc == 2
     assert "the source ended while recording (after 1 of 2 clips)" in capsys.readouterr().err
     assert len(check_dataset(tmp_path / "o")) == 1
+    # another dataset's CSV (a rendered one): said before anything is recorded, nothing written
+    rendered = tmp_path / "rendered"
+    rendered.mkdir()
+    (rendered / "meta.csv").write_text("file_path,action,frame_count\n")
+    rc = main(["record", "--label", "Shake_Hand", "--count", "1", "--source", str(video), "--out", str(rendered),
+               "--headless"])
+    captured = capsys.readouterr()
+    assert rc == 2 and "meta.csv: existing header" in captured.err and "recording" not in captured.out, captured
+    assert files_under(rendered) == {rendered / "meta.csv"}
 
 
 # -- the recorded folder is training data ----------------------------------------------------------
