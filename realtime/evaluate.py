@@ -264,11 +264,16 @@ def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path 
                       "confidence": e["confidence"]} for e in events]
     if log is not None:
         frames, smoothed = log.arrays(len(model.labels))
-        res["plot"] = str(plot_timeline(
-            plot, labels=model.labels, fps=src.fps, n_frames=pipe.stats.frames, frames=frames, smoothed=smoothed,
-            threshold=cfg.debounce.threshold, events=events, gestures=gestures,
-            pairs=pair_events(events, gestures, src.fps) if gestures is not None else None,
-            title=timeline_title(stream, res)))
+        try:
+            res["plot"] = str(plot_timeline(
+                plot, labels=model.labels, fps=src.fps, n_frames=pipe.stats.frames, frames=frames,
+                smoothed=smoothed, threshold=cfg.debounce.threshold, events=events, gestures=gestures,
+                pairs=pair_events(events, gestures, src.fps) if gestures is not None else None,
+                title=timeline_title(stream, res)))
+        except (OSError, GestureError) as e:  # checked before the run, but a disk can fill meanwhile: keep the scores
+            res["plot"] = None
+            print(f"warning: {plot}: the timeline picture was not written ({getattr(e, 'strerror', None) or e})",
+                  file=sys.stderr)
     return res
 
 

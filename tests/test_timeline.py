@@ -17,7 +17,7 @@ import helpers  # noqa: E402
 
 from realtime.config import DEFAULT_LABELS  # noqa: E402
 from realtime.errors import GestureError  # noqa: E402
-from realtime.timeline import COLOURS, plot_timeline, row_seconds  # noqa: E402
+from realtime.timeline import COLOURS, check_plot_path, plot_timeline, row_seconds  # noqa: E402
 
 FPS = 30.0
 RED_BGR = (40, 39, 214)          # the false event's cross, #d62728
@@ -81,6 +81,14 @@ def test_plot_wants_a_png_name(tmp_path):
     with pytest.raises(GestureError, match=r"t\.jpg: --plot writes a PNG"):
         plot_timeline(tmp_path / "t.jpg", labels=DEFAULT_LABELS, fps=FPS, n_frames=100, frames=np.zeros(0, int),
                       smoothed=np.zeros((0, 5)), threshold=0.9, events=[])
+    (tmp_path / "d.png").mkdir()
+    with pytest.raises(GestureError, match=r"d\.png: --plot names a folder"):
+        check_plot_path(tmp_path / "d.png")
+    if Path("/proc/self").is_dir():   # Linux: a folder that exists and takes no file, even for root
+        with pytest.raises(GestureError, match=r"t\.png: --plot cannot write there"):
+            check_plot_path(Path("/proc/t.png"))
+    assert check_plot_path(tmp_path / "new" / "t.png") == tmp_path / "new" / "t.png"
+    assert sorted(f.name for f in tmp_path.rglob("*")) == ["d.png", "new"]   # the probe file is gone
 
 
 @pytest.mark.timeout(120)
@@ -101,6 +109,11 @@ def test_eval_stream_draws_what_the_engine_decided(tmp_path):
     assert img is not None and img.shape[1] == 16 * 90
     assert not list((tmp_path / "out").glob("*.tmp.*"))
     assert res["events"], "a threshold of 0.05 should fire on this video"
+    # the picture cannot be written after all (here: its name is taken by a folder): the scores still come back
+    (tmp_path / "taken.png").mkdir()
+    again = eval_stream(model, cfg, path, None, plot=tmp_path / "taken.png")
+    assert again["plot"] is None and again["events"] == res["events"]
+    assert again["levenshtein_accuracy"] == res["levenshtein_accuracy"]
 
     log = PredictionLog()
     from realtime.pipeline import Pipeline
