@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .engine import Event
+from .errors import GestureError
 
 
 class JsonlEventSink:
@@ -17,8 +18,11 @@ class JsonlEventSink:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "a", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._f = open(self.path, "a", encoding="utf-8")
+        except OSError as e:  # a folder of that name, a read-only place: said before the run, in one line
+            raise GestureError(f"{self.path}: cannot write the events there ({e.strerror or e})") from None
 
     def on_event(self, ev: Event) -> None:
         self._f.write(json.dumps(ev.to_json()) + "\n")

@@ -332,6 +332,15 @@ def test_live_bad_videos(files, capsys, which, says):
 
 
 @pytest.mark.timeout(60)
+def test_live_events_out_that_cannot_be_written_is_one_line(files, capsys, tmp_path):
+    taken = tmp_path / "events.jsonl"
+    taken.mkdir()   # the name is a folder's
+    line = one_line_error(capsys, "live", "--source", files["video"], "--headless", "--model", files["model"],
+                          "--events-out", taken, *SET_SMALL)
+    assert f"{taken}: cannot write the events there (Is a directory)" in line, line
+
+
+@pytest.mark.timeout(60)
 def test_live_on_a_video_too_short_for_a_decision_says_why(files, capsys):
     rc = main(["live", "--source", str(files["short"]), "--headless", "--model", str(files["model"]), *SET_SMALL])
     err = capsys.readouterr().err
