@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from .config import Config
-from .errors import GestureError
+from .errors import GestureError, writable_file
 from .framerate import video_fps
 from .preprocess import clip_starts, crop_frames, to_model_input
 
@@ -80,6 +80,7 @@ def features_command(video, weights, out, cfg: Config, precision: str = "fp32", 
     from .c3d import build_c3d, fc7_extractor, load_sports1m_weights
     from .modelio import predict_fn, set_precision
 
+    out = writable_file(out, "--out")   # before minutes of C3D whose result would have nowhere to go
     crops = video_crops(video, cfg)
     L = cfg.pipeline.clip_len
     if len(crops) < L:
@@ -94,8 +95,6 @@ def features_command(video, weights, out, cfg: Config, precision: str = "fp32", 
     n = len(clip_starts(len(crops), L))
     with tqdm(total=n, desc="fc7 features", unit="clip", disable=None) as bar:
         feats = clip_features(crops, f, cfg, batch=batch, progress=bar)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npy")
     np.save(tmp, feats)
     tmp.replace(out)

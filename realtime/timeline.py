@@ -10,13 +10,12 @@ all (a peak under the line), or did it fire on something else (a peak without a 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .engine import Prediction
-from .errors import GestureError
+from .errors import GestureError, writable_file
 
 MAX_ROWS = 15
 # label colours (matplotlib's tab10), in label order; no_gesture is not drawn
@@ -49,19 +48,7 @@ def check_plot_path(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise GestureError(f"{path}: --plot writes a PNG picture; give a name ending in .png")
-    if path.is_dir():
-        raise GestureError(f"{path}: --plot names a folder; give a file name ending in .png")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise GestureError(f"{path}: --plot cannot make its folder ({e.strerror or e})") from None
-    probe = path.with_name(f".{path.stem}.{os.getpid()}.probe")
-    try:  # a folder that exists but takes no files (read-only, /proc) is found out now, not after the run
-        probe.touch()
-        probe.unlink()
-    except OSError as e:
-        raise GestureError(f"{path}: --plot cannot write there ({e.strerror or e})") from None
-    return path
+    return writable_file(path, "--plot")
 
 
 def row_seconds(duration_s: float) -> float:

@@ -472,6 +472,15 @@ def test_features_with_a_non_hdf5_weights_file(files, capsys, tmp_path):
     assert str(fake) in line and "not an HDF5" in line, line
 
 
+@pytest.mark.timeout(60)
+def test_features_out_that_cannot_be_written_is_said_before_the_work(files, capsys, tmp_path):
+    taken = tmp_path / "f.npy"
+    taken.mkdir()   # the name is a folder's: np.save would fail only after every clip had gone through C3D
+    line = one_line_error(capsys, "features", files["clip16"], "--weights", tmp_path / "not_read.h5",
+                          "--out", taken, *SET_SMALL)
+    assert f"{taken}: --out names a folder" in line, line
+
+
 # ---------------------------------------------------------------------------------------------
 # bad input: meta CSV
 # ---------------------------------------------------------------------------------------------
