@@ -28,7 +28,7 @@ import numpy as np
 
 from .config import NO_GESTURE, Config
 from .dataset import Item, load_crops, read_meta
-from .errors import GestureError
+from .errors import GestureError, writable_file
 
 
 @dataclass
@@ -131,6 +131,9 @@ def train_command(args, cfg: Config) -> int:
         # hours of training must not go because --out was mistyped
         raise GestureError(f"{out}: holds a trained model already; training would replace it: choose another "
                            "--out, or give --overwrite")
+    if out.exists() and not out.is_dir():
+        raise GestureError(f"{out}: --out is a file; give a folder for the model")
+    writable_file(out / "model.json", "--out")   # the model is written at the end of the run: not lost there
     if args.weights and getattr(args, "stream", None):
         raise GestureError("--stream trains the small backbone's head; it cannot be combined with --weights")
     if args.weights and getattr(args, "init", None):

@@ -231,6 +231,10 @@ def test_train_refuses_to_replace_a_finished_model_unless_told(blob_data, tmp_pa
     (out / ".checkpoint").mkdir()
     assert main(["train", "--meta", missing, "--out", str(out)]) == 2
     assert "no_meta.csv: meta CSV or dataset folder not found" in capsys.readouterr().err
+    afile = tmp_path / "model.zip"   # the model is written at the end of the run: its place is checked first
+    afile.write_text("not a folder")
+    assert main(["train", "--meta", str(blob_data), "--out", str(afile)]) == 2
+    assert f"{afile}: --out is a file; give a folder for the model" in capsys.readouterr().err
 
 
 @pytest.mark.timeout(60)
