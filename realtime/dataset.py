@@ -115,7 +115,10 @@ def _read_folder(d: Path, labels) -> list[Item]:
 
 def load_crops(item: Item, cfg: Config) -> np.ndarray:
     """``(T, size, size, 3) uint8`` model-ready crops of one clip."""
-    frames, fps = read_video(item.path, with_fps=True)
+    try:
+        frames, fps = read_video(item.path, with_fps=True)
+    except GestureError as e:  # which row of which CSV named it, too
+        raise GestureError(f"{e} ({item.source})") from None
     s = cfg.pipeline.size
     if not (item.precropped and frames.shape[1:3] == (s, s)):
         frames = crop_frames(frames, cfg.preprocess, s)

@@ -484,6 +484,16 @@ def test_features_out_that_cannot_be_written_is_said_before_the_work(files, caps
 # ---------------------------------------------------------------------------------------------
 # bad input: meta CSV
 # ---------------------------------------------------------------------------------------------
+def test_a_clip_the_meta_csv_names_but_cannot_be_read_names_the_row_too(tmp_path):
+    from realtime.dataset import load_crops, read_meta
+
+    meta = tmp_path / "meta.csv"
+    meta.write_text("file_path,action\nTrain_Data/Shake_Hand/gone.mp4,Shake_Hand\n")
+    (item,) = read_meta(meta, DEFAULT_LABELS)
+    with pytest.raises(GestureError, match=rf"gone\.mp4: video file not found \({meta}:2\)"):
+        load_crops(item, helpers.tiny_config(**SMALL))
+
+
 def test_meta_csv_missing_column_names_file_and_column(tmp_path):
     from realtime.dataset import read_meta
 
