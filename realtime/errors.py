@@ -13,20 +13,22 @@ class ConfigError(GestureError, ValueError):
 
 
 def writable_file(path, flag: str):
-    """``path`` (a ``pathlib.Path``) if the output file that ``flag`` names can be written there: its folder
-    exists or is made, the name is not a folder's, and the folder takes a file (a read-only place does not).
-    Checked before minutes of work whose result would otherwise be lost; else a :class:`GestureError`."""
+    """``path`` (a ``pathlib.Path``) if the output file that ``flag`` names can be written there: the name is
+    not a folder's, its folder exists or can be made (no file stands in its way), and the nearest existing
+    folder takes a file (a read-only place does not). Checked before minutes of work whose result would
+    otherwise be lost; nothing is created (the writer makes the folder). Else a :class:`GestureError`."""
     import os
     from pathlib import Path
 
     path = Path(path)
     if path.is_dir():
         raise GestureError(f"{path}: {flag} names a folder; give a file name")
-    probe = path.with_name(f".{path.stem}.{os.getpid()}.probe")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise GestureError(f"{path}: {flag} cannot make its folder ({e.strerror or e})") from None
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise GestureError(f"{path}: {flag} cannot make its folder ({folder} is a file)")
+    probe = folder / f".{path.stem}.{os.getpid()}.probe"
     try:
         probe.touch()
         probe.unlink()

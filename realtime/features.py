@@ -95,6 +95,7 @@ def features_command(video, weights, out, cfg: Config, precision: str = "fp32", 
     n = len(clip_starts(len(crops), L))
     with tqdm(total=n, desc="fc7 features", unit="clip", disable=None) as bar:
         feats = clip_features(crops, f, cfg, batch=batch, progress=bar)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npy")
     np.save(tmp, feats)
     tmp.replace(out)

@@ -122,6 +122,7 @@ def plot_timeline(path: str | Path, *, labels, fps: float, n_frames: int, frames
                bbox_to_anchor=(0.5, 1 - 0.32 / h))
     fig.subplots_adjust(left=0.04, right=0.99, bottom=0.55 / h, hspace=0.35, top=1 - 0.8 / h)
     tmp = path.with_name(path.stem + ".tmp.png")
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(tmp, dpi=90)
     tmp.replace(path)   # never a half-written picture under the asked name
     return path

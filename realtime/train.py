@@ -131,9 +131,6 @@ def train_command(args, cfg: Config) -> int:
         # hours of training must not go because --out was mistyped
         raise GestureError(f"{out}: holds a trained model already; training would replace it: choose another "
                            "--out, or give --overwrite")
-    if out.exists() and not out.is_dir():
-        raise GestureError(f"{out}: --out is a file; give a folder for the model")
-    writable_file(out / "model.json", "--out")   # the model is written at the end of the run: not lost there
     if args.weights and getattr(args, "stream", None):
         raise GestureError("--stream trains the small backbone's head; it cannot be combined with --weights")
     if args.weights and getattr(args, "init", None):
@@ -143,6 +140,9 @@ def train_command(args, cfg: Config) -> int:
     if args.weights and getattr(args, "colour_jitter", 0.0):
         raise GestureError("--colour-jitter augments the small backbone's training clips; the frozen --weights "
                            "path trains on cached features and cannot use it")
+    if out.exists() and not out.is_dir():
+        raise GestureError(f"{out}: --out is a file; give a folder for the model")
+    writable_file(out / "model.json", "--out")   # the model is written at the end of the run: not lost there
     if getattr(args, "stream", None):  # before minutes of reading clips, not after
         from .small import stream_files
 
