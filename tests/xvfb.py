@@ -119,6 +119,7 @@ class Xvfb:
         button is clicked (a WM_DELETE_WINDOW message; Xvfb has no window manager). Returns how many."""
         import Xlib.X
         import Xlib.display
+        import Xlib.error
         from Xlib.protocol import event
 
         d = Xlib.display.Display(self.display)
@@ -126,11 +127,14 @@ class Xvfb:
             protocols, delete = d.intern_atom("WM_PROTOCOLS"), d.intern_atom("WM_DELETE_WINDOW")
             n = 0
             for win in d.screen().root.query_tree().children:
-                if win.get_wm_name() == name and delete in (win.get_wm_protocols() or ()):
-                    msg = event.ClientMessage(window=win, client_type=protocols,
-                                              data=(32, [delete, Xlib.X.CurrentTime, 0, 0, 0]))
-                    win.send_event(msg, event_mask=Xlib.X.NoEventMask)
-                    n += 1
+                try:
+                    if win.get_wm_name() == name and delete in (win.get_wm_protocols() or ()):
+                        msg = event.ClientMessage(window=win, client_type=protocols,
+                                                  data=(32, [delete, Xlib.X.CurrentTime, 0, 0, 0]))
+                        win.send_event(msg, event_mask=Xlib.X.NoEventMask)
+                        n += 1
+                except Xlib.error.XError:   # the window went away meanwhile
+                    continue
             d.flush()
         finally:
             d.close()
