@@ -137,9 +137,12 @@ def _publish(tmp: Path, folder: Path, stem: str) -> Path:
     raise RecorderError(f"{folder}: could not find a free name for {stem}.mp4")
 
 
-def _wrong_header(csv_path: Path, header: list[str]) -> RecorderError:
-    return RecorderError(f"{csv_path}: existing header {header} is not {list(META_COLUMNS)}; "
-                         f"record into a new folder (--record-dir / --out)")
+def _check_header(csv_path: Path, first_line: str) -> None:
+    """``first_line`` of an existing ``csv_path`` must be the recorder's header."""
+    header = first_line.strip().split(",")
+    if tuple(header) != META_COLUMNS:
+        raise RecorderError(f"{csv_path}: existing header {header} is not {list(META_COLUMNS)}; "
+                            f"record into a new folder (--record-dir / --out)")
 
 
 def check_meta(csv_path: str | Path) -> None:
@@ -153,9 +156,8 @@ def check_meta(csv_path: str | Path) -> None:
         return
     except (OSError, UnicodeDecodeError) as e:
         raise RecorderError(f"{csv_path}: cannot read it ({type(e).__name__})") from None
-    header = first.strip().split(",")
-    if first and tuple(header) != META_COLUMNS:
-        raise _wrong_header(csv_path, header)
+    if first:
+        _check_header(csv_path, first)
 
 
 def append_meta(csv_path: Path, row: dict) -> None:
@@ -173,9 +175,7 @@ def append_meta(csv_path: Path, row: dict) -> None:
                 f.write(",".join(META_COLUMNS) + "\n")
             else:
                 f.seek(0)
-                header = f.readline().strip().split(",")
-                if tuple(header) != META_COLUMNS:
-                    raise _wrong_header(csv_path, header)
+                _check_header(csv_path, f.readline())
                 f.seek(0, os.SEEK_END)
                 f.seek(f.tell() - 1)
                 if f.read(1) not in ("\n", ""):
