@@ -269,6 +269,14 @@ def _cross_check(cfg: Config, source: str) -> None:
     for lab in cfg.keys.map:
         if lab not in labels:
             raise ConfigError(f"{where}'keys.map.{lab}' is not a label (labels: {list(labels)})")
+    # Key names too, even while keystrokes are off: a typo shows at start-up with the file's name, not
+    # when the user first arms keys (reading pynput's key names imports nothing that needs a display).
+    from .keys import parse_keymap
+
+    try:
+        parse_keymap(cfg.keys.map)
+    except ConfigError as e:
+        raise ConfigError(f"{where}{e}") from None
 
 
 def to_dict(cfg) -> dict:

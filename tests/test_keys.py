@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import helpers  # noqa: E402
 from xvfb import KeyLogger, expected_press, xdisplay, xserver  # noqa: E402,F401
 
-from realtime.config import load_config  # noqa: E402
+from realtime.config import DEFAULT_CONFIG_PATH, load_config  # noqa: E402
 from realtime.engine import Event  # noqa: E402
 from realtime.errors import ConfigError  # noqa: E402
 from realtime.keys import KeyCombo, KeySink, key_names, parse_combo, parse_keymap  # noqa: E402
@@ -65,6 +65,17 @@ def test_bad_key_names_name_the_config_key_and_the_name(spec, bad):
 def test_unknown_label_in_map_is_refused():
     with pytest.raises(ConfigError, match="keys.map.Wave"):
         parse_keymap({"Wave": "left"}, labels=["Shake_Hand", "no_gesture"])
+
+
+def test_a_key_name_typo_is_refused_when_the_config_loads_naming_the_file(tmp_path):
+    # keystrokes are off by default: the typo must not wait until the user arms them
+    text = DEFAULT_CONFIG_PATH.read_text().replace("Shake_Hand: ctrl+z", "Shake_Hand: ctrl+zz")
+    bad = tmp_path / "mine.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError) as ei:
+        load_config(bad)
+    msg = str(ei.value)
+    assert str(bad) in msg and "keys.map.Shake_Hand" in msg and "'zz'" in msg
 
 
 def test_the_shipped_config_keymap_is_valid():
