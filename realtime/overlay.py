@@ -4,7 +4,8 @@ Layout (``(480, W + 300, 3)`` BGR canvas)::
 
     +------------------------------------+----------------------+
     | camera image, scaled to 480 px     | status               |
-    | high, mirrored for display only    | probability bars     |
+    | high, mirrored for display only;   | probability bars     |
+    | dimmed outside the model's view    |                      |
     |  (toast messages top left)         | last event           |
     |                                    | fps, clips/s, latency|
     |  [ last event banner, fading ]     | keys, recording      |
@@ -17,7 +18,10 @@ about 30 times a second): it draws, shows (``cv2.imshow``; never when
 on the inference thread and are only stored (under a lock) there.
 
 Mirroring flips the displayed image only; the model sees the camera's own
-image, so ``2_Fingers_Left`` is always the user's own left.
+image, so ``2_Fingers_Left`` is always the user's own left. The model sees only a
+centre box of the image (the 112x112 crop, :func:`realtime.preprocess.model_view`);
+the rest is drawn at half brightness, so that a hand gesturing out there is seen to be
+out of view rather than ignored for no reason.
 
 Keys: ``q``/Esc quit, space pause (the display freezes, events are ignored and
 keystrokes are held off; the pipeline keeps running), ``k`` arm/disarm
@@ -39,6 +43,7 @@ import numpy as np
 from .config import NO_GESTURE, Config
 from .engine import Event, Prediction
 from .errors import GestureError
+from .preprocess import model_view
 from .xwindow import PaintGuard
 
 WINDOW = "gesture"
@@ -107,6 +112,27 @@ def _blend_rect(img, x0, y0, x1, y1, color, alpha):
     roi = img[y0:y1, x0:x1]
     if roi.size:
         cv2.addWeighted(roi, 1.0 - alpha, np.full_like(roi, color), alpha, 0, dst=roi)
+
+
+def dim_outside_model_view(view: np.ndarray, w: int, h: int, cfg: Config, mirrored: bool) -> None:
+    """Halve the brightness of what the model never sees, in place, and mark the corners of what it does.
+
+    ``view``: a ``w x h`` camera frame as displayed (scaled to any size; flipped when ``mirrored``). A hand
+    gesturing in the dimmed part is out of the model's view (:func:`realtime.preprocess.model_view`).
+    """
+    vh, vw = view.shape[:2]
+    x0, y0, x1, y1 = model_view(w, h, cfg.preprocess, cfg.pipeline.size, flip=cfg.capture.mirrored)
+    x0, x1, y0, y1 = x0 * vw / w, x1 * vw / w, y0 * vh / h, y1 * vh / h   # frame -> view pixels
+    if mirrored:
+        x0, x1 = vw - x1, vw - x0
+    x0, x1 = (min(vw, max(0, int(round(v)))) for v in (x0, x1))
+    y0, y1 = (min(vh, max(0, int(round(v)))) for v in (y0, y1))
+    for region in (view[:y0], view[y1:], view[y0:y1, :x0], view[y0:y1, x1:]):
+        np.right_shift(region, 1, out=region)
+    n = max(8, (x1 - x0) // 12)
+    for (cx, cy, dx, dy) in ((x0, y0, 1, 1), (x1 - 1, y0, -1, 1), (x0, y1 - 1, 1, -1), (x1 - 1, y1 - 1, -1, -1)):
+        cv2.line(view, (cx, cy), (cx + dx * n, cy), DIM, 1, AA)
+        cv2.line(view, (cx, cy), (cx, cy + dy * n), DIM, 1, AA)
 
 
 class OverlayApp:
@@ -335,6 +361,7 @@ class OverlayApp:
         else:
             scaled = cv2.resize(img, (iw, HEIGHT), interpolation=cv2.INTER_LINEAR)
             view[...] = cv2.flip(scaled, 1) if self.mirror else scaled
+            dim_outside_model_view(view, w, h, self.cfg, self.mirror)
         now = self.clock()
         with self._lock:
             pred, event = self._pred, self._event
@@ -386,7 +413,7 @@ class OverlayApp:
         lines += [(str(i + 1), f"that was {_name(g)}") for i, g in enumerate(self.gestures[:9])]
         lines += [("0", "that was no gesture")]
         h, w = view.shape[:2]
-        bw, bh = min(w - 40, 400), 76 + 24 * len(lines)
+        bw, bh = min(w - 40, 400), 94 + 24 * len(lines)
         x0, y0 = (w - bw) // 2, max(10, (h - bh) // 2)
         _blend_rect(view, x0, y0, x0 + bw, y0 + bh, (0, 0, 0), 0.75)
         _put(view, "keys", (x0 + 16, y0 + 28), 0.65, WHITE, 1)
@@ -395,6 +422,8 @@ class OverlayApp:
             _put(view, k, (x0 + 16, y), 0.5, YELLOW, 1)
             _put(view, what, (x0 + 100, y), 0.5, WHITE, 1)
         _put(view, f"0-{min(9, len(self.gestures))} save the last {secs:.1f} s as a training clip",
+             (x0 + 16, y0 + bh - 30), 0.42, DIM, 1)
+        _put(view, "the model sees only the bright box",
              (x0 + 16, y0 + bh - 12), 0.42, DIM, 1)
 
     def _draw_panel(self, panel, pred, event, now) -> None:

@@ -80,6 +80,24 @@ def crop_frame(
     return out
 
 
+def model_view(width: int, height: int, pre: PreprocessConfig | None = None, size: int = 112,
+               flip: bool = False) -> tuple[float, float, float, float]:
+    """The part of a ``width x height`` frame that :func:`crop_frame` keeps: ``(x0, y0, x1, y1)`` in its pixels.
+
+    The whole frame is resized to ``preprocess.resize`` and a ``size`` square cut at ``preprocess.crop``, so
+    only this box ever reaches the model (with the defaults, the middle 65% of the width and 88% of the
+    height: 640x480 -> (108.5, 30.0, 527.7, 450.0)). ``flip``: the box of the flipped frame
+    (``capture.mirrored``), given on the frame as captured.
+    """
+    pre = pre or PreprocessConfig()
+    w, h = pre.resize
+    r, c = pre.crop
+    if flip:
+        c = w - c - size
+    sx, sy = width / w, height / h
+    return c * sx, r * sy, (c + size) * sx, (r + size) * sy
+
+
 def crop_frames(frames, pre: PreprocessConfig | None = None, size: int = 112) -> np.ndarray:
     """A sequence of frames -> ``(T, size, size, 3) uint8``."""
     frames = list(frames)

@@ -375,12 +375,19 @@ WINDOW = "gesture record"
 
 
 def _draw_record(image: np.ndarray, clip: int, count: int, label: str, text: str, progress: float | None,
-                 mirror: bool = True) -> np.ndarray:
-    """The record window: camera image (mirrored for display), a big countdown or a progress bar."""
+                 mirror: bool = True, cfg: Config | None = None) -> np.ndarray:
+    """The record window: camera image (mirrored for display), a big countdown or a progress bar.
+
+    With ``cfg``, the part of the image that is not saved (outside the model's crop) is dimmed.
+    """
+    from .overlay import dim_outside_model_view
+
     img = cv2.flip(image, 1) if mirror else image.copy()
     h, w = img.shape[:2]
     scale = 480.0 / h
     img = cv2.resize(img, (max(1, int(round(w * scale))), 480), interpolation=cv2.INTER_LINEAR)
+    if cfg is not None:
+        dim_outside_model_view(img, w, h, cfg, mirror)
     h, w = img.shape[:2]
     band = img[:56]
     cv2.addWeighted(band, 0.35, np.zeros_like(band), 0.65, 0, dst=band)
@@ -455,7 +462,7 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
                         last = sec
                     # Keep reading so a camera's buffer holds no stale frames when recording starts.
                     image = next_frame("during the countdown")
-                    if show and not show_frame(_draw_record(image, n, count, label, str(sec), None, mirror)):
+                    if show and not show_frame(_draw_record(image, n, count, label, str(sec), None, mirror, cfg)):
                         return written
                     if not source.paced:
                         time.sleep(min(left, 1.0 / max(1.0, source.fps)))
@@ -465,7 +472,7 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
                 image = next_frame("while recording")
                 crop_frame(image, pre, size, out=clip[i], source=f"{source.name}", flip=cfg.capture.mirrored)
                 if show and (i % 2 == 0 or i == frames - 1):
-                    img = _draw_record(image, n, count, label, "recording", (i + 1) / frames, mirror)
+                    img = _draw_record(image, n, count, label, "recording", (i + 1) / frames, mirror, cfg)
                     if not show_frame(img):
                         return written
             path = write_clip(dataset_dir, clip, label, source.fps, labels=cfg.labels)

@@ -75,8 +75,27 @@ def test_canvas_layout_and_mirror_is_display_only(cfg):
         frame = two_colour_frame()
         c = app.draw(frame)
         assert c.shape == (HEIGHT, 640 + PANEL, 3)
-        assert tuple(int(v) for v in c[240, 5]) == left
+        assert tuple(int(v) for v in c[240, 200]) == left
         assert tuple(int(v) for v in frame.image[0, 0]) == (0, 0, 255)  # the captured frame is untouched
+
+
+@pytest.mark.parametrize("mirror, mirrored_source", [(True, False), (False, False), (True, True)])
+def test_the_image_is_dimmed_outside_what_the_model_sees(cfg, mirror, mirrored_source):
+    """The model sees a centre box only (preprocess.model_view); a hand gesturing outside it must look out of
+    view. A camera crop placed off centre shows the box where that crop is, mirrored with the display."""
+    from realtime.preprocess import model_view
+
+    cfg = cfg.replace(**{"preprocess.crop": (8, 10), "capture.mirrored": mirrored_source})
+    app = OverlayApp(cfg, list(cfg.labels), show=False, mirror=mirror)
+    c = app.draw(Frame(np.full((240, 320, 3), 200, np.uint8), 0, 0.0)).astype(int)
+    x0, y0, x1, y1 = (v * 2 for v in model_view(320, 240, cfg.preprocess, 112, flip=mirrored_source))
+    if mirror:
+        x0, x1 = 640 - x1, 640 - x0
+    cy, cx = int((y0 + y1) / 2), int((x0 + x1) / 2)
+    assert (c[cy, cx] == 200).all()                                   # inside: as captured
+    assert (c[cy, int(x0) - 3] == 100).all() and (c[cy, int(x1) + 3] == 100).all()   # left and right of it
+    assert (c[int(y0) - 3, cx] == 100).all() and (c[int(y1) + 3, cx] == 100).all()   # above and below
+    assert (c[cy, 60] == 100).all() != (c[cy, 580] == 100).all()       # off centre: one of these is outside
 
 
 def test_bars_show_the_probabilities_in_the_label_colours(cfg):

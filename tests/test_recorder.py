@@ -334,3 +334,23 @@ def test_a_recorded_folder_trains(tmp_path):
                "--backbone", "small", "--width", str(helpers.TINY_WIDTH), "--epochs", "1"])
     assert rc == 0
     assert (tmp_path / "model" / "model.json").is_file()
+
+
+def test_record_preview_dims_what_is_not_saved():
+    """The clips keep the model's crop only: the preview dims the rest, as the live window does, so that
+    the user gestures where it is saved. A 16:9 camera: the dimmed side bands are wider than a 4:3 one's."""
+    from realtime.config import load_config
+    from realtime.preprocess import model_view
+    from realtime.recorder import _draw_record
+
+    cfg = load_config()
+    img = _draw_record(np.full((720, 1280, 3), 200, np.uint8), 1, 3, "Shake_Hand", "recording", 0.5,
+                       mirror=True, cfg=cfg)
+    assert img.shape == (480, 853, 3)
+    x0, y0, x1, y1 = (v / 1.5 for v in model_view(1280, 720))
+    x0, x1 = 853 - x1, 853 - x0   # the preview is mirrored
+    row = int((y0 + y1) / 2)
+    assert (img[row, int(x0) + 3] == 200).all() and (img[row, int(x1) - 3] == 200).all()
+    assert (img[row, int(x0) - 3] == 100).all() and (img[row, int(x1) + 3] == 100).all()
+    plain = _draw_record(np.full((720, 1280, 3), 200, np.uint8), 1, 3, "Shake_Hand", "recording", 0.5)
+    assert (plain[row, int(x0) - 3] == 200).all()   # without a config: the image as it is

@@ -383,6 +383,27 @@ def test_mirrored_frame_gives_the_crop_of_the_frame_flipped_back(shape):
     assert crop_frame(frame, pre, 112, out=out, flip=True) is out and (out == got).all()
 
 
+@pytest.mark.parametrize("width, height", [(320, 240), (640, 480), (1280, 720), (720, 1280), (171, 128)])
+@pytest.mark.parametrize("flip", [False, True])
+def test_model_view_is_the_box_the_crop_is_cut_from(width, height, flip):
+    """Every pixel the crop holds comes from inside ``model_view``'s box, and the crop reaches its edges:
+    a frame whose pixels carry their own column and row is cropped, and the columns and rows read back."""
+    from realtime.preprocess import crop_frame, model_view
+
+    xs, ys = np.meshgrid(np.arange(width), np.arange(height))
+    # column and row / 8 in two channels (0..255 even at 1280 pixels), the third channel zero
+    frame = np.stack([xs // 8, ys // 8, np.zeros_like(xs)], -1).astype(np.uint8)
+    crop = crop_frame(frame, PreprocessConfig(), 112, flip=flip).astype(float) * 8
+    x0, y0, x1, y1 = model_view(width, height, PreprocessConfig(), 112, flip=flip)
+    tol = 8 + max(width / 171, height / 128)   # the /8 quantisation plus one resized pixel
+    cols, rows = crop[..., 0], crop[..., 1]
+    assert abs(cols.min() - x0) <= tol and abs(cols.max() - x1) <= tol, (cols.min(), cols.max(), x0, x1)
+    assert abs(rows.min() - y0) <= tol and abs(rows.max() - y1) <= tol, (rows.min(), rows.max(), y0, y1)
+    # flipped: the crop's first column is the box's right edge (left and right swapped back)
+    first, last = cols[:, 0].mean(), cols[:, -1].mean()
+    assert (first > last) if flip else (first < last)
+
+
 @pytest.mark.parametrize("shape", [(0, 0, 3), (61, 97, 2), (61, 97, 3, 1)])
 def test_unusable_frames_are_a_one_line_error_naming_the_frame(shape):
     from realtime.preprocess import crop_frame
