@@ -38,6 +38,9 @@ class PreprocessConfig:
     resize: tuple[int, int] = (171, 128)
     crop: tuple[int, int] = (8, 29)
     mean_bgr: tuple[float, float, float] = (90.25, 97.66, 101.41)
+    # a frame not shaped like the resize (16:9, a 9:16 phone video): stretch = squeeze it whole (the Caffe recipe),
+    # crop = cut its middle to the resize's shape first, so hands keep their proportions (see preprocess.py)
+    aspect: str = field(default="stretch", metadata=_rng(choices=("stretch", "crop")))
 
 
 @dataclass(frozen=True)

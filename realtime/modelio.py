@@ -163,6 +163,8 @@ def check_against_config(spec: ModelSpec, cfg: Config, where: str = "model") -> 
     want = describe(cfg.preprocess, p)
     for k, v in want.items():
         got = spec.preprocess.get(k)
+        if k == "aspect" and got is None:   # saved before the field existed (the bundled model, trained on 4:3
+            continue                         # frames, where both ways agree): either way
         if isinstance(v, list):  # a hand-edited model.json may hold anything here: compare, never crash
             same = isinstance(got, list) and len(got) == len(v) and all(
                 isinstance(g, (int, float)) and not isinstance(g, bool) for g in got) and np.allclose(got, v)
@@ -170,7 +172,8 @@ def check_against_config(spec: ModelSpec, cfg: Config, where: str = "model") -> 
             same = got == v
         if got is None or not same:
             raise GestureError(
-                f"{where}: model field 'preprocess.{k}' = {got} disagrees with config ({v})"
+                f"{where}: model field 'preprocess.{k}' = {got} disagrees with config ({v}): use the config it "
+                f"was trained with, or --set preprocess.{k}=..."
             )
     if list(spec.labels) != list(cfg.labels):
         raise GestureError(f"{where}: model labels {spec.labels} disagree with config 'labels' {list(cfg.labels)}")

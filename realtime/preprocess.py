@@ -11,6 +11,13 @@ once and the ring buffer can hold compact uint8 frames:
 
 * :func:`crop_frame` (capture thread): ``(H, W, 3) uint8 BGR`` -> resize to
   ``preprocess.resize`` with ``cv2.INTER_LINEAR`` -> crop ``(size, size, 3) uint8``.
+  A frame of another shape than the resize's 171x128 (a 16:9 webcam, a 9:16 phone
+  video) is squeezed whole by default (``preprocess.aspect: stretch``, the Caffe
+  recipe), which keeps a hand anywhere in the frame in view but 1.33 (16:9) or 2.4
+  (9:16) times narrower than the 4:3 frames the bundled model learned from;
+  ``crop`` cuts the frame's middle to 171x128 first, which keeps the proportions of a
+  hand there and loses one nearer the edges. Which is better depends on where the
+  hand is (docs/ablation.md, sessions 16 and 22).
 * :func:`to_model_input` (inference): ``(..., size, size, 3) uint8`` ->
   float32 minus the BGR channel means.
 
@@ -26,6 +33,29 @@ import numpy as np
 
 from .config import PipelineConfig, PreprocessConfig
 from .errors import GestureError
+
+ASPECT_TOLERANCE = 0.02   # frames within 2% of the resize's shape are used whole (320x240 is 0.2% off 171x128)
+
+
+def aspect_box(width: int, height: int, pre: PreprocessConfig, flip: bool = False) -> tuple[int, int, int, int]:
+    """``(x, y, w, h)``: the part of a ``width x height`` frame that is resized to ``preprocess.resize``.
+
+    The whole frame for ``aspect: stretch`` or a frame already of the resize's shape; for ``crop`` its middle,
+    cut to that shape.
+    ``flip``: the box of the frame flipped left to right, given on the frame as it is.
+    Example (``crop``, 171x128): 1280x720 -> (159, 0, 962, 720); 720x1280 -> (0, 370, 720, 539).
+    """
+    rw, rh = pre.resize
+    if pre.aspect != "crop" or abs((width / height) / (rw / rh) - 1) <= ASPECT_TOLERANCE:
+        return 0, 0, width, height
+    if width * rh > height * rw:    # wider than the resize: cut the sides
+        w = max(1, min(width, int(round(height * rw / rh))))
+        x = (width - w) // 2
+        if flip:
+            x = width - w - x
+        return x, 0, w, height
+    h = max(1, min(height, int(round(width * rh / rw))))
+    return 0, (height - h) // 2, width, h
 
 
 def as_bgr(frame: np.ndarray, source: str = "frame") -> np.ndarray:
@@ -65,6 +95,9 @@ def crop_frame(
     """
     pre = pre or PreprocessConfig()
     frame = as_bgr(frame, source)
+    bx, by, bw, bh = aspect_box(frame.shape[1], frame.shape[0], pre, flip)
+    if bw != frame.shape[1] or bh != frame.shape[0]:
+        frame = frame[by : by + bh, bx : bx + bw]
     w, h = pre.resize
     if frame.shape[1] != w or frame.shape[0] != h:
         frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -90,12 +123,13 @@ def model_view(width: int, height: int, pre: PreprocessConfig | None = None, siz
     (``capture.mirrored``), given on the frame as captured.
     """
     pre = pre or PreprocessConfig()
+    bx, by, bw, bh = aspect_box(width, height, pre, flip)
     w, h = pre.resize
     r, c = pre.crop
     if flip:
         c = w - c - size
-    sx, sy = width / w, height / h
-    return c * sx, r * sy, (c + size) * sx, (r + size) * sy
+    sx, sy = bw / w, bh / h
+    return bx + c * sx, by + r * sy, bx + (c + size) * sx, by + (r + size) * sy
 
 
 def crop_frames(frames, pre: PreprocessConfig | None = None, size: int = 112) -> np.ndarray:
@@ -129,4 +163,5 @@ def describe(pre: PreprocessConfig, pipe: PipelineConfig) -> dict:
         "crop": list(pre.crop),
         "mean_bgr": list(pre.mean_bgr),
         "size": pipe.size,
+        "aspect": pre.aspect,
     }

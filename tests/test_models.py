@@ -25,7 +25,7 @@ from realtime.c3d import (  # noqa: E402
 )
 from realtime.errors import GestureError  # noqa: E402
 from realtime.head import build_head, window_batches  # noqa: E402
-from realtime.modelio import build_models, load_model, predict_fn, read_spec  # noqa: E402
+from realtime.modelio import ModelSpec, build_models, load_model, predict_fn, read_spec  # noqa: E402
 
 W = helpers.TINY_WIDTH
 
@@ -320,6 +320,26 @@ def test_model_preprocessing_disagreeing_is_refused(model_folder, tmp_path):
     (d / "model.json").write_text(json.dumps(raw))
     with pytest.raises(GestureError, match=r"'preprocess.interpolation'"):
         load_model(d, helpers.tiny_config())
+
+
+def test_model_records_how_it_crops_other_frame_shapes_and_is_held_to_it(model_folder, tmp_path):
+    """``preprocess.aspect`` is saved beside the weights (``stretch`` by default); a model saved before the field
+    existed loads either way; one trained cutting frames to 4:3 (``crop``) is refused under the default with the
+    field and the way out named, and runs with ``--set preprocess.aspect=crop``."""
+    d = _copy_folder(model_folder[0], tmp_path / "m")
+    raw = json.loads((d / "model.json").read_text())
+    assert raw["preprocess"]["aspect"] == "stretch"
+    del raw["preprocess"]["aspect"]
+    (d / "model.json").write_text(json.dumps(raw))
+    load_model(d, helpers.tiny_config())
+    load_model(d, helpers.tiny_config().replace(**{"preprocess.aspect": "crop"}))
+    raw["preprocess"]["aspect"] = "crop"
+    (d / "model.json").write_text(json.dumps(raw))
+    with pytest.raises(GestureError, match=r"'preprocess.aspect' = crop disagrees with config \(stretch\).*--set preprocess.aspect"):
+        load_model(d, helpers.tiny_config())
+    load_model(d, helpers.tiny_config().replace(**{"preprocess.aspect": "crop"}))
+    cut = helpers.tiny_config().replace(**{"preprocess.aspect": "crop"})
+    assert ModelSpec.from_config(cut, width=0.125).preprocess["aspect"] == "crop"
 
 
 @pytest.mark.parametrize("key, value", [("crop", [8, 29, 1]), ("resize", "171x128"), ("mean_bgr", [90.25, None, 1])])

@@ -385,7 +385,8 @@ def test_mirrored_frame_gives_the_crop_of_the_frame_flipped_back(shape):
 
 @pytest.mark.parametrize("width, height", [(320, 240), (640, 480), (1280, 720), (720, 1280), (171, 128)])
 @pytest.mark.parametrize("flip", [False, True])
-def test_model_view_is_the_box_the_crop_is_cut_from(width, height, flip):
+@pytest.mark.parametrize("aspect", ["stretch", "crop"])
+def test_model_view_is_the_box_the_crop_is_cut_from(width, height, flip, aspect):
     """Every pixel the crop holds comes from inside ``model_view``'s box, and the crop reaches its edges:
     a frame whose pixels carry their own column and row is cropped, and the columns and rows read back."""
     from realtime.preprocess import crop_frame, model_view
@@ -393,8 +394,8 @@ def test_model_view_is_the_box_the_crop_is_cut_from(width, height, flip):
     xs, ys = np.meshgrid(np.arange(width), np.arange(height))
     # column and row / 8 in two channels (0..255 even at 1280 pixels), the third channel zero
     frame = np.stack([xs // 8, ys // 8, np.zeros_like(xs)], -1).astype(np.uint8)
-    crop = crop_frame(frame, PreprocessConfig(), 112, flip=flip).astype(float) * 8
-    x0, y0, x1, y1 = model_view(width, height, PreprocessConfig(), 112, flip=flip)
+    crop = crop_frame(frame, PreprocessConfig(aspect=aspect), 112, flip=flip).astype(float) * 8
+    x0, y0, x1, y1 = model_view(width, height, PreprocessConfig(aspect=aspect), 112, flip=flip)
     tol = 8 + max(width / 171, height / 128)   # the /8 quantisation plus one resized pixel
     cols, rows = crop[..., 0], crop[..., 1]
     assert abs(cols.min() - x0) <= tol and abs(cols.max() - x1) <= tol, (cols.min(), cols.max(), x0, x1)
@@ -402,6 +403,32 @@ def test_model_view_is_the_box_the_crop_is_cut_from(width, height, flip):
     # flipped: the crop's first column is the box's right edge (left and right swapped back)
     first, last = cols[:, 0].mean(), cols[:, -1].mean()
     assert (first > last) if flip else (first < last)
+
+
+@pytest.mark.parametrize("shape", [(720, 1280, 3), (1280, 720, 3), (480, 480, 3)])
+def test_a_frame_of_another_shape_is_stretched_or_cut_to_keep_its_proportions(shape):
+    """``preprocess.aspect: stretch`` (the default, the Caffe recipe) squeezes a 16:9, 9:16 or square frame whole to
+    171x128; ``crop`` cuts its middle to that shape first, so a hand there keeps its proportions; a 4:3 frame is
+    used whole either way."""
+    import cv2
+
+    from realtime.preprocess import aspect_box, crop_frame
+
+    frame = np.random.default_rng(2).integers(0, 256, shape).astype(np.uint8)
+    h, w = shape[:2]
+    cut = PreprocessConfig(aspect="crop")
+    x, y, bw, bh = aspect_box(w, h, cut)
+    assert abs((bw / bh) / (171 / 128) - 1) < 0.01 and (bw == w or bh == h)
+    assert abs((x + bw / 2) - w / 2) <= 1 and abs((y + bh / 2) - h / 2) <= 1       # around the middle
+    middle = np.ascontiguousarray(frame[y:y + bh, x:x + bw])
+    assert (crop_frame(frame, cut) == crop_frame(middle, cut)).all()
+    squeezed = cv2.resize(frame, (171, 128), interpolation=cv2.INTER_LINEAR)[8:120, 29:141]
+    assert PreprocessConfig().aspect == "stretch" and aspect_box(w, h, PreprocessConfig()) == (0, 0, w, h)
+    assert (crop_frame(frame, PreprocessConfig()) == squeezed).all()
+    assert (crop_frame(frame, cut) != squeezed).mean() > 0.5
+    four_three = frame[:240, :320]
+    assert aspect_box(320, 240, cut) == (0, 0, 320, 240)
+    assert (crop_frame(four_three, cut) == crop_frame(four_three, PreprocessConfig())).all()
 
 
 @pytest.mark.parametrize("shape", [(0, 0, 3), (61, 97, 2), (61, 97, 3, 1)])
