@@ -426,6 +426,16 @@ class OverlayApp:
         _put(view, "the model sees only the bright box",
              (x0 + 16, y0 + bh - 12), 0.42, DIM, 1)
 
+    def keys_status(self) -> tuple[str, tuple]:
+        """The panel's keystroke line and its colour; ``[k]`` only where the k key can arm them."""
+        if self.keys is None:   # no map, or no key sink in this run (headless --record-overlay, no pynput)
+            return ("none mapped" if not self.cfg.keys.map else "not sent in this run"), DIM
+        if getattr(self.keys, "dry_run", False):
+            return "dry run (printed)   [k]", YELLOW
+        if self.keys.armed:
+            return "ARMED   [k]", RED
+        return "off   [k]", DIM
+
     def _draw_panel(self, panel, pred, event, now) -> None:
         panel[...] = BG
         w = panel.shape[1]
@@ -502,16 +512,9 @@ class OverlayApp:
         cv2.line(panel, (x, y - 10), (w - 16, y - 10), (70, 68, 66), 1)
         # keystrokes and recording
         y += 10
-        if self.keys is None:
-            ktext, kcol = "none mapped", DIM
-        elif getattr(self.keys, "dry_run", False):
-            ktext, kcol = "dry run (printed)", YELLOW
-        elif self.keys.armed:
-            ktext, kcol = "ARMED", RED
-        else:
-            ktext, kcol = "off", DIM
+        ktext, kcol = self.keys_status()
         _put(panel, "keys", (x, y), 0.45, DIM, 1)
-        _put(panel, f"{ktext}   [k]", (x + 96, y), 0.45, kcol, 1)
+        _put(panel, ktext, (x + 96, y), 0.45, kcol, 1)
         y += 21
         rec = self.recorder.status() if self.recorder is not None else "0-4 saves a clip"
         _put(panel, "clips", (x, y), 0.45, DIM, 1)

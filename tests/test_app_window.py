@@ -98,6 +98,17 @@ def test_the_image_is_dimmed_outside_what_the_model_sees(cfg, mirror, mirrored_s
     assert (c[cy, 60] == 100).all() != (c[cy, 580] == 100).all()       # off centre: one of these is outside
 
 
+def test_the_keys_line_says_why_no_keys_are_sent(cfg):
+    """A run without a key sink (headless --record-overlay) does not claim the map is empty, nor offer k."""
+    labels = list(cfg.labels)
+    assert OverlayApp(cfg, labels, show=False).keys_status()[0] == "not sent in this run"
+    empty = cfg.replace(**{"keys.map": {}})
+    assert OverlayApp(empty, labels, show=False).keys_status()[0] == "none mapped"
+    assert OverlayApp(cfg, labels, show=False, keys=KeySink(cfg.keys.map)).keys_status()[0] == "off   [k]"
+    dry = KeySink(cfg.keys.map, armed=True, dry_run=True)
+    assert OverlayApp(cfg, labels, show=False, keys=dry).keys_status()[0].startswith("dry run")
+
+
 def test_bars_show_the_probabilities_in_the_label_colours(cfg):
     labels = list(cfg.labels)
     app = OverlayApp(cfg, labels, show=False)
