@@ -9,6 +9,7 @@ from .config import Config
 from .errors import GestureError
 from .modelio import load_model
 from .pipeline import Pipeline
+from .preprocess import shape_note
 from .sinks import JsonlEventSink, PrintSink
 from .sources import open_source
 from .xwindow import NoXServer, open_display
@@ -101,6 +102,10 @@ def run_live(args, cfg: Config, demo: bool = False) -> int:
     views = ", mirror averaging" if pipe.engine.mirror else ""
     print(f"source: {source.name} ({source.fps:.0f} fps, {source.policy.value}{rate}); stride {cfg.pipeline.stride}, "
           f"{cfg.pipeline.precision}{views}", file=sys.stderr, flush=True)
+    size = source.frame_size
+    note = shape_note(*size, cfg.preprocess) if size else None
+    if note:
+        print(f"note: {note}", file=sys.stderr, flush=True)
     if window is not None:
         window.attach(pipe)
 

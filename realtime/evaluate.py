@@ -229,6 +229,7 @@ def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path 
     else ``S.csv`` beside the video). Footage without annotations (a user's own video) is played all the same:
     the events come back, and the scores are None. ``plot``: also draw the run as a timeline PNG there."""
     from .pipeline import Pipeline
+    from .preprocess import shape_note
     from .sources import VideoFileSource
     from .timeline import PredictionLog, plot_timeline, timeline_title
 
@@ -242,6 +243,10 @@ def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path 
         except GestureError:
             src.close()
             raise
+    size = src.frame_size
+    note = shape_note(*size, cfg.preprocess) if size else None
+    if note:
+        print(f"note: {stream}: {note}", file=sys.stderr)
     log = PredictionLog() if plot else None
     pipe = Pipeline(src, model, cfg, sinks=[log] if log else ())
     pipe.run()

@@ -79,6 +79,21 @@ def as_bgr(frame: np.ndarray, source: str = "frame") -> np.ndarray:
     raise GestureError(f"{source}: unsupported frame shape {frame.shape} (expected HxW, HxWx1, HxWx3 or HxWx4)")
 
 
+def shape_note(width: int, height: int, pre: PreprocessConfig) -> str | None:
+    """One line for frames not shaped like ``preprocess.resize`` (a 16:9 or 9:16 video): what happens to them,
+    and the other way. None for 4:3 frames, where both ways are the same."""
+    rw, rh = pre.resize
+    if abs((width / height) / (rw / rh) - 1) <= ASPECT_TOLERANCE:
+        return None
+    if pre.aspect == "crop":
+        x, y, w, h = aspect_box(width, height, pre)
+        return (f"{width}x{height} frames: their middle {w}x{h} is used (preprocess.aspect: crop); a hand outside it "
+                f"is not seen (--set preprocess.aspect=stretch squeezes the whole frame instead)")
+    return (f"{width}x{height} frames are squeezed to {rw}x{rh} (preprocess.aspect: stretch), which makes hands "
+            f"narrower or flatter than in 4:3 video; if the hand stays in the middle, --set preprocess.aspect=crop "
+            f"keeps its shape (README, 'How it works')")
+
+
 def crop_frame(
     frame: np.ndarray,
     pre: PreprocessConfig | None = None,

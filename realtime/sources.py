@@ -51,6 +51,15 @@ class FrameSource:
     live: bool = True     # True: may be lost and come back (retry with backoff)
     media_time: float | None = None  # seconds: when the frame last read was shown, where the source knows it
 
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """``(width, height)`` of its frames, where known before the first is read (an opened capture)."""
+        cap = getattr(self, "cap", None)
+        if cap is None:
+            return None
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        return (w, h) if w > 0 and h > 0 else None
+
     def open(self) -> "FrameSource":
         return self
 
@@ -191,6 +200,10 @@ class SyntheticSource(FrameSource):
         self._stream = None
         self._t0 = None
         self._n = 0
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self.width, self.height
 
     def open(self):
         from .synth import SyntheticStream

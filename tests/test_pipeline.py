@@ -342,6 +342,27 @@ def test_ctrl_c_in_gesture_live_says_what_the_run_did(cli_case):
 
 
 @pytest.mark.timeout(120)
+def test_a_video_not_shaped_4_3_gets_a_note_on_how_its_frames_are_cut(cli_case, tmp_path, capsys):
+    """A 16:9 video is squeezed to the model's 4:3 input by default: live says so once, with the other way; a 4:3
+    one (the test video) gets no note; with preprocess.aspect=crop the note says which part is used."""
+    from realtime.cli import main
+
+    d, model_dir, video, n = cli_case
+    wide, _ = helpers.write_video(tmp_path / "wide.avi", n=20, width=192, height=108, seed=3)
+    common = ["--headless", "--model", str(model_dir), "--set", "pipeline.max_batch=1", "--set", "pipeline.stride=16"]
+    assert main(["live", "--source", str(wide), *common]) == 0
+    err = capsys.readouterr().err
+    notes = [ln for ln in err.splitlines() if ln.startswith("note: ")]
+    assert notes == ["note: 192x108 frames are squeezed to 171x128 (preprocess.aspect: stretch), which makes hands "
+                     "narrower or flatter than in 4:3 video; if the hand stays in the middle, --set "
+                     "preprocess.aspect=crop keeps its shape (README, 'How it works')"], err
+    assert main(["live", "--source", str(wide), *common, "--set", "preprocess.aspect=crop"]) != 0   # the model: stretch
+    assert "'preprocess.aspect' = stretch disagrees with config (crop)" in capsys.readouterr().err
+    assert main(["live", "--source", str(video), *common]) == 0
+    assert "note: " not in capsys.readouterr().err
+
+
+@pytest.mark.timeout(120)
 def test_gesture_live_realtime_plays_a_file_at_its_own_rate_like_a_camera(cli_case, capsys):
     """``--realtime``: a video file paced at its frame rate, with a camera's drop policy (a file read as fast
     as the worker takes it is the default). Only a lower bound on the time: a slow machine takes longer."""

@@ -431,6 +431,15 @@ def test_a_frame_of_another_shape_is_stretched_or_cut_to_keep_its_proportions(sh
     assert (crop_frame(four_three, cut) == crop_frame(four_three, PreprocessConfig())).all()
 
 
+def test_shape_note_names_the_frames_what_is_done_and_the_other_way():
+    from realtime.preprocess import shape_note
+
+    assert shape_note(640, 480, PreprocessConfig()) is None and shape_note(320, 240, PreprocessConfig(aspect="crop")) is None
+    assert shape_note(1280, 720, PreprocessConfig()).startswith("1280x720 frames are squeezed to 171x128")
+    note = shape_note(720, 1280, PreprocessConfig(aspect="crop"))
+    assert note.startswith("720x1280 frames: their middle 720x539 is used") and "aspect=stretch" in note
+
+
 @pytest.mark.parametrize("shape", [(0, 0, 3), (61, 97, 2), (61, 97, 3, 1)])
 def test_unusable_frames_are_a_one_line_error_naming_the_frame(shape):
     from realtime.preprocess import crop_frame
