@@ -493,6 +493,7 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
 def record_session(args, cfg: Config) -> int:
     """``gesture record --label L --count N [--seconds S] [--source SRC] [--out DIR] [--headless]``."""
     from .app import window_possible
+    from .preprocess import shape_note
     from .sources import open_source
 
     if args.label not in cfg.labels:
@@ -512,6 +513,10 @@ def record_session(args, cfg: Config) -> int:
             n_frames = cfg.recorder_frames
         out = args.out or cfg.recorder.dir
         check_meta(Path(out) / "meta.csv")   # before the user performs anything
+        size = source.frame_size
+        note = shape_note(*size, cfg.preprocess) if size else None
+        if note:   # the clips keep the model's crop of each frame: say which part that is
+            print(f"note: {note}", file=sys.stderr, flush=True)
         show = window_possible(args.headless, "recording without a preview")
         # A person needs time to get ready; a video file does not.
         countdown = 3.0 if source.paced else 0.0

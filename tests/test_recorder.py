@@ -262,6 +262,33 @@ def test_gesture_record_headless_from_a_video(tmp_path):
 
 
 @pytest.mark.timeout(180)
+def test_gesture_record_of_a_wide_video_says_which_part_it_keeps(tmp_path, capsys):
+    """The clips hold the model's crop of each frame: a 16:9 source gets the note on how it is cut, and with
+    preprocess.aspect=crop the clip is the middle's crop (equal to recording the middle alone)."""
+    from realtime.cli import main
+    from realtime.config import PreprocessConfig
+    from realtime.preprocess import aspect_box, crop_frames
+
+    video, _ = helpers.write_video(tmp_path / "wide.avi", n=40, width=320, height=180)
+    rc = main(["record", "--label", "Shake_Hand", "--count", "1", "--seconds", "1", "--source", str(video),
+               "--out", str(tmp_path / "a"), "--headless"])
+    assert rc == 0 and "note: 320x180 frames are squeezed" in capsys.readouterr().err
+    rc = main(["record", "--label", "Shake_Hand", "--count", "1", "--seconds", "1", "--source", str(video),
+               "--out", str(tmp_path / "b"), "--headless", "--set", "preprocess.aspect=crop"])
+    assert rc == 0 and "note: 320x180 frames: their middle 240x180 is used" in capsys.readouterr().err
+    cut = PreprocessConfig(aspect="crop")
+    x, y, w, h = aspect_box(320, 180, cut)
+    clip = helpers.read_video_frames(tmp_path / "b" / check_dataset(tmp_path / "b")[0]["file_path"])
+    # the recorded clip is the crop of each frame's middle (the first 30 frames; the clip codec is lossy, so: nearer
+    # to that than to the squeezed frames' crop by far)
+    want = crop_frames([f[y:y + h, x:x + w] for f in helpers.read_video_frames(video)[:30]], cut)
+    squeezed = crop_frames(helpers.read_video_frames(video)[:30], PreprocessConfig())
+    assert clip.shape == (30, 112, 112, 3)
+    near, far = np.abs(clip.astype(int) - want).mean(), np.abs(clip.astype(int) - squeezed).mean()
+    assert near < far / 2, (near, far)
+
+
+@pytest.mark.timeout(180)
 def test_gesture_record_mirrored_source_saves_what_the_model_sees(tmp_path):
     """``--mirrored-source``: a selfie-view video is saved flipped back, as the model sees it, so the clips
     train with left and right the user's own."""
