@@ -102,8 +102,7 @@ def run_live(args, cfg: Config, demo: bool = False) -> int:
     views = ", mirror averaging" if pipe.engine.mirror else ""
     print(f"source: {source.name} ({source.fps:.0f} fps, {source.policy.value}{rate}); stride {cfg.pipeline.stride}, "
           f"{cfg.pipeline.precision}{views}", file=sys.stderr, flush=True)
-    size = source.frame_size
-    note = shape_note(*size, cfg.preprocess) if size else None
+    note = shape_note(source.frame_size, cfg.preprocess)
     if note:
         print(f"note: {note}", file=sys.stderr, flush=True)
     if window is not None:

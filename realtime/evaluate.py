@@ -243,8 +243,7 @@ def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path 
         except GestureError:
             src.close()
             raise
-    size = src.frame_size
-    note = shape_note(*size, cfg.preprocess) if size else None
+    note = shape_note(src.frame_size, cfg.preprocess)
     if note:
         print(f"note: {stream}: {note}", file=sys.stderr)
     log = PredictionLog() if plot else None

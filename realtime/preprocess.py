@@ -79,9 +79,12 @@ def as_bgr(frame: np.ndarray, source: str = "frame") -> np.ndarray:
     raise GestureError(f"{source}: unsupported frame shape {frame.shape} (expected HxW, HxWx1, HxWx3 or HxWx4)")
 
 
-def shape_note(width: int, height: int, pre: PreprocessConfig) -> str | None:
-    """One line for frames not shaped like ``preprocess.resize`` (a 16:9 or 9:16 video): what happens to them,
-    and the other way. None for 4:3 frames, where both ways are the same."""
+def shape_note(size: tuple[int, int] | None, pre: PreprocessConfig) -> str | None:
+    """One line for frames of ``size (width, height)`` not shaped like ``preprocess.resize`` (a 16:9 or 9:16 video):
+    what happens to them, and the other way. None for 4:3 frames, where both ways are the same, or no size."""
+    if not size:
+        return None
+    width, height = size
     rw, rh = pre.resize
     if abs((width / height) / (rw / rh) - 1) <= ASPECT_TOLERANCE:
         return None

@@ -513,8 +513,7 @@ def record_session(args, cfg: Config) -> int:
             n_frames = cfg.recorder_frames
         out = args.out or cfg.recorder.dir
         check_meta(Path(out) / "meta.csv")   # before the user performs anything
-        size = source.frame_size
-        note = shape_note(*size, cfg.preprocess) if size else None
+        note = shape_note(source.frame_size, cfg.preprocess)
         if note:   # the clips keep the model's crop of each frame: say which part that is
             print(f"note: {note}", file=sys.stderr, flush=True)
         show = window_possible(args.headless, "recording without a preview")

@@ -434,9 +434,10 @@ def test_a_frame_of_another_shape_is_stretched_or_cut_to_keep_its_proportions(sh
 def test_shape_note_names_the_frames_what_is_done_and_the_other_way():
     from realtime.preprocess import shape_note
 
-    assert shape_note(640, 480, PreprocessConfig()) is None and shape_note(320, 240, PreprocessConfig(aspect="crop")) is None
-    assert shape_note(1280, 720, PreprocessConfig()).startswith("1280x720 frames are squeezed to 171x128")
-    note = shape_note(720, 1280, PreprocessConfig(aspect="crop"))
+    assert shape_note((640, 480), PreprocessConfig()) is None and shape_note((320, 240), PreprocessConfig(aspect="crop")) is None
+    assert shape_note(None, PreprocessConfig()) is None   # a source that does not know its size before reading
+    assert shape_note((1280, 720), PreprocessConfig()).startswith("1280x720 frames are squeezed to 171x128")
+    note = shape_note((720, 1280), PreprocessConfig(aspect="crop"))
     assert note.startswith("720x1280 frames: their middle 720x539 is used") and "aspect=stretch" in note
 
 
