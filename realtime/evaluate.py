@@ -230,6 +230,7 @@ def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path 
     the events come back, and the scores are None. ``plot``: also draw the run as a timeline PNG there."""
     from .pipeline import Pipeline
     from .preprocess import shape_note
+    from .sinks import ProgressSink
     from .sources import VideoFileSource
     from .timeline import PredictionLog, plot_timeline, timeline_title
 
@@ -247,7 +248,8 @@ def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path 
     if note:
         print(f"note: {stream}: {note}", file=sys.stderr)
     log = PredictionLog() if plot else None
-    pipe = Pipeline(src, model, cfg, sinks=[log] if log else ())
+    bar = ProgressSink(src.frame_count, f"playing {stream.name}")
+    pipe = Pipeline(src, model, cfg, sinks=[log, bar] if log else [bar])
     pipe.run()
     events = [e.to_json() for e in pipe.events]
     if gestures is not None:

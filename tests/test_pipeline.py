@@ -264,6 +264,26 @@ def test_broken_sink_is_contained(small_model, capsys):
 
 
 @pytest.mark.timeout(60)
+def test_progress_bar_follows_the_decisions_through_the_file(small_model, tmp_path):
+    """``gesture eval --stream`` shows how far through the video it is (a terminal only; forced on here)."""
+    import io
+
+    from realtime.sinks import ProgressSink
+
+    cfg, model = small_model
+    path, frames = helpers.write_video(tmp_path / "v.avi", n=150, width=160, height=120)
+    out = io.StringIO()
+    bar = ProgressSink(len(frames), "playing v.avi", file=out, disable=False)
+    log = RecordingSink()
+    Pipeline(VideoFileSource(path).open(), model, cfg.replace(**{"pipeline.stride": 16}), sinks=[bar, log],
+             warmup=False).run()
+    last = log.predictions[-1].frame_id + 1        # the last window ends at frame 143 of 150
+    shown = out.getvalue().replace("\r", "\n")
+    assert "playing v.avi" in shown and "/150 " in shown, shown[-300:]   # drawn (at most 10 times a second)
+    assert bar.bar.n == last and len(log.predictions) == (150 - 128) // 16 + 1
+
+
+@pytest.mark.timeout(60)
 def test_empty_video_is_an_error(small_model, tmp_path):
     from realtime.sources import SourceError
 
