@@ -37,6 +37,11 @@ from .errors import GestureError
 ASPECT_TOLERANCE = 0.02   # frames within 2% of the resize's shape are used whole (320x240 is 0.2% off 171x128)
 
 
+def _shaped_like_resize(width: int, height: int, pre: PreprocessConfig) -> bool:
+    rw, rh = pre.resize
+    return abs((width / height) / (rw / rh) - 1) <= ASPECT_TOLERANCE
+
+
 def aspect_box(width: int, height: int, pre: PreprocessConfig, flip: bool = False) -> tuple[int, int, int, int]:
     """``(x, y, w, h)``: the part of a ``width x height`` frame that is resized to ``preprocess.resize``.
 
@@ -45,9 +50,9 @@ def aspect_box(width: int, height: int, pre: PreprocessConfig, flip: bool = Fals
     ``flip``: the box of the frame flipped left to right, given on the frame as it is.
     Example (``crop``, 171x128): 1280x720 -> (159, 0, 962, 720); 720x1280 -> (0, 370, 720, 539).
     """
-    rw, rh = pre.resize
-    if pre.aspect != "crop" or abs((width / height) / (rw / rh) - 1) <= ASPECT_TOLERANCE:
+    if pre.aspect != "crop" or _shaped_like_resize(width, height, pre):
         return 0, 0, width, height
+    rw, rh = pre.resize
     if width * rh > height * rw:    # wider than the resize: cut the sides
         w = max(1, min(width, int(round(height * rw / rh))))
         x = (width - w) // 2
@@ -85,9 +90,9 @@ def shape_note(size: tuple[int, int] | None, pre: PreprocessConfig) -> str | Non
     if not size:
         return None
     width, height = size
-    rw, rh = pre.resize
-    if abs((width / height) / (rw / rh) - 1) <= ASPECT_TOLERANCE:
+    if _shaped_like_resize(width, height, pre):
         return None
+    rw, rh = pre.resize
     if pre.aspect == "crop":
         x, y, w, h = aspect_box(width, height, pre)
         return (f"{width}x{height} frames: their middle {w}x{h} is used (preprocess.aspect: crop); a hand outside it "
