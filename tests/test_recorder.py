@@ -264,7 +264,7 @@ def test_gesture_record_headless_from_a_video(tmp_path):
 @pytest.mark.timeout(180)
 def test_gesture_record_of_a_wide_video_says_which_part_it_keeps(tmp_path, capsys):
     """The clips hold the model's crop of each frame: a 16:9 source gets the note on how it is cut, and with
-    preprocess.aspect=crop the clip is the middle's crop (equal to recording the middle alone)."""
+    preprocess.aspect=crop the clip is the crop of each frame's middle."""
     from realtime.cli import main
     from realtime.config import PreprocessConfig
     from realtime.preprocess import aspect_box, crop_frames
