@@ -8,20 +8,29 @@
 # so the GPU is not left waiting on Python (session 4's runs were, at ~180 ms a step):
 #   F  the bundled model's recipe (its 8 streams, seeds 11-18), 128 clips per step
 #   G  as F, with 4 more 15-minute streams (seeds 19-22)
+#   W  as G, with colour jitter 0.5 and frames of other shapes from the start: 16:9 (427x240) and
+#      9:16 (240x427) clips (seeds 3 and 4, C3/C4 per class) and streams (seeds 31, 32 at 16:9, 33 at
+#      9:16). Sessions 23-24 found the shapes help portrait video only when they are in the training,
+#      and that a CPU fine-tune of the bundled model with them costs 4:3 accuracy; W against G is that
+#      question asked from scratch. RUNS picks the runs (default "F G"; "G W" for that comparison).
 # Session 4's runs (A-D: batch 128, width 0.25, 56x56, 8 streams) are in docs/ablation.md.
 # Writes OUT/<name>.log and OUT/<name>.tgz (the model folder, without its checkpoint) for each.
 # The models are scored afterwards on a CPU with TensorFlow: `gesture eval --model DIR ...`.
 #
 # Environment: OUT (default runs/gpu), MINUTES (each run's budget, default 5), C1/C2 (clips per
 # class of the two clip sets, default 200/400), SM (minutes per stream, default 15), PROCS (sampler
-# processes per run, default 6), PHASE (render | train | all, the default: a machine that stays
+# processes per run, default 6), RUNS (default "F G"), C3/C4 (default 100/60), PHASE (render | train | all, the default: a machine that stays
 # warm between two calls can render in one and train in the next, each under its own time limit).
 # A small C1/C2/SM/MINUTES makes a dry run on a CPU (KERAS_BACKEND=jax, jax installed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu}
 MINUTES=${MINUTES:-5}
-C1=${C1:-200} C2=${C2:-400} SM=${SM:-15} PROCS=${PROCS:-6} PHASE=${PHASE:-all}
+C1=${C1:-200} C2=${C2:-400} SM=${SM:-15} PROCS=${PROCS:-6} PHASE=${PHASE:-all} RUNS=${RUNS:-F G}
+C3=${C3:-100} C4=${C4:-60}
+for r in $RUNS; do case $r in F|G|W) ;; *) echo "RUNS: unknown run '$r' (F, G or W)"; exit 2;; esac; done
+wants() { [[ " $RUNS " == *" $1 "* ]]; }
+shapes_missing() { wants W && [ ! -f data/tall_stream33.csv ]; }
 mkdir -p "$OUT" data runs
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -35,7 +44,7 @@ G="python3 -m realtime.cli"
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
-if [ "$PHASE" != train ] || [ ! -f data/train_stream22.csv ]; then
+if [ "$PHASE" != train ] || [ ! -f data/train_stream22.csv ] || shapes_missing; then
 # render the data in the background (CPU) while one training step is checked on the GPU
 pids=()
 $G synth clips --out data/train --per-class "$C1" --seed 1 --workers 4 >/dev/null 2>data/synth_train.err & pids+=($!)
@@ -43,6 +52,14 @@ $G synth clips --out data/train2 --per-class "$C2" --seed 2 --workers 4 >/dev/nu
 for s in $(seq 11 22); do
   $G synth stream --out "data/train_stream$s.mp4" --minutes "$SM" --seed "$s" >/dev/null 2>"data/synth_$s.err" & pids+=($!)
 done
+if wants W; then
+  $G synth clips --out data/wide3 --per-class "$C3" --seed 3 --width 427 --height 240 --workers 2 >/dev/null 2>data/synth_wide3.err & pids+=($!)
+  $G synth clips --out data/tall4 --per-class "$C4" --seed 4 --width 240 --height 427 --workers 2 >/dev/null 2>data/synth_tall4.err & pids+=($!)
+  for s in 31 32; do
+    $G synth stream --out "data/wide_stream$s.mp4" --minutes "$SM" --seed "$s" --width 427 --height 240 >/dev/null 2>"data/synth_$s.err" & pids+=($!)
+  done
+  $G synth stream --out data/tall_stream33.mp4 --minutes "$SM" --seed 33 --width 240 --height 427 >/dev/null 2>data/synth_33.err & pids+=($!)
+fi
 python3 - <<'EOF' || { stamp "GPU check failed"; kill "${pids[@]}" 2>/dev/null; exit 1; }
 import time, numpy as np, jax, keras
 from realtime.c3d import build_c3d
@@ -61,7 +78,7 @@ stamp "GPU check passed; waiting for the data"
 fail=0
 for p in "${pids[@]}"; do wait "$p" || fail=1; done
 if [ "$fail" != 0 ]; then stamp "rendering failed:"; tail -n 3 data/*.err; exit 1; fi
-stamp "data rendered: $(ls data/train*/Train_Data/*/ | grep -c mp4) clips, $(ls data/*.mp4 | wc -l) streams"
+stamp "data rendered: $(ls data/{train,train2,wide3,tall4}/Train_Data/*/ 2>/dev/null | grep -c mp4) clips, $(ls data/*.mp4 | wc -l) streams"
 fi
 [ "$PHASE" = render ] && exit 0
 
@@ -76,8 +93,10 @@ train() {  # name, extra args
 }
 S8=$(streams $(seq 11 18))
 # shellcheck disable=SC2086
-train F $S8 &
-train G $S8 $(streams $(seq 19 22)) &
+wants F && train F $S8 &
+wants G && train G $S8 $(streams $(seq 19 22)) &
+wants W && train W $S8 $(streams $(seq 19 22)) --colour-jitter 0.5 --meta data/wide3/meta.csv --meta data/tall4/meta.csv \
+  --stream data/wide_stream31.mp4 --stream data/wide_stream32.mp4 --stream data/tall_stream33.mp4 &
 wait
 stamp "all done"
 ls -la "$OUT"
