@@ -67,6 +67,16 @@ def write_layers(path: Path, arrays: dict[str, np.ndarray], template: Path) -> N
             dst["layers"][name][...] = a
 
 
+def read_meta(model_dir: Path) -> dict:
+    path = model_dir / "model.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        sys.exit(f"{path}: not found (not a model folder)")
+    except json.JSONDecodeError as e:
+        sys.exit(f"{path}: not valid JSON ({e.msg}, line {e.lineno})")
+
+
 def parse_term(text: str) -> tuple[float, Path]:
     coef, sep, model = text.partition(":")
     try:
@@ -86,9 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     # a negative term (-1:data/c) must not be read as an option
     args = ap.parse_args(argv[:2] + ["--"] + argv[2:] if len(argv) > 2 and "-h" not in argv else argv)
     terms = [parse_term(t) for t in args.terms]
-    meta = json.loads((args.base / "model.json").read_text())
+    meta = read_meta(args.base)
     for _, model in terms:
-        other = json.loads((model / "model.json").read_text())
+        other = read_meta(model)
         for key in ("labels", "backbone", "head", "window", "clip_len"):
             if other.get(key) != meta.get(key):
                 sys.exit(f"{model / 'model.json'}: '{key}' differs from {args.base / 'model.json'}")
@@ -105,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         "summary": f"weight arithmetic: {args.base} {recipe}",
         "soup": {
             "base": {"model": str(args.base), "trained": meta.get("trained")},
-            "terms": [{"coef": c, "model": str(m), "trained": json.loads((m / "model.json").read_text()).get("trained")} for c, m in terms],
+            "terms": [{"coef": c, "model": str(m), "trained": read_meta(m).get("trained")} for c, m in terms],
         },
     }
     (args.out / "model.json").write_text(json.dumps(meta, indent=1) + "\n")

@@ -61,5 +61,8 @@ def test_folders_that_do_not_match_are_refused_with_one_line(tmp_path):
 
     r = _soup(tmp_path / "out", a, "half:" + str(a))
     assert r.returncode != 0 and "COEF:MODEL_DIR" in r.stderr
+    r = _soup(tmp_path / "out", a, f"0.5:{tmp_path / 'nowhere'}")
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines() == [f"{tmp_path / 'nowhere' / 'model.json'}: not found (not a model folder)"]
     r = _soup(a, a, f"0.5:{a}")                                       # never writes over a folder
     assert r.returncode != 0 and "already exists" in r.stderr
