@@ -19,8 +19,9 @@
 #
 # Environment: OUT (default runs/gpu), MINUTES (each run's budget, default 5), C1/C2 (clips per
 # class of the two clip sets, default 200/400), SM (minutes per stream, default 15), PROCS (sampler
-# processes per run, default 6), RUNS (default "F G"), C3/C4 (default 100/60), PHASE (render | train | all, the default: a machine that stays
-# warm between two calls can render in one and train in the next, each under its own time limit).
+# processes per run, default 6), RUNS (default "F G"), C3/C4 (W's clips per class, default 100/60),
+# PHASE (render | train | all, the default: a machine that stays warm between two calls can render
+# in one and train in the next, each under its own time limit).
 # A small C1/C2/SM/MINUTES makes a dry run on a CPU (KERAS_BACKEND=jax, jax installed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
