@@ -97,25 +97,27 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv[:2] + ["--"] + argv[2:] if len(argv) > 2 and "-h" not in argv else argv)
     terms = [parse_term(t) for t in args.terms]
     meta = read_meta(args.base)
-    for _, model in terms:
-        other = read_meta(model)
+    metas = [read_meta(model) for _, model in terms]
+    for (_, model), other in zip(terms, metas):
         for key in ("labels", "backbone", "head", "window", "clip_len"):
             if other.get(key) != meta.get(key):
                 sys.exit(f"{model / 'model.json'}: '{key}' differs from {args.base / 'model.json'}")
     if args.out.exists():
         sys.exit(f"{args.out}: already exists")
+    # everything is read and combined before OUT is made, so a refusal leaves no half-written folder
+    combined = {fn: combine(read_layers(args.base / fn), [(c, read_layers(m / fn), m / fn) for c, m in terms])
+                for fn in WEIGHT_FILES}
     args.out.mkdir(parents=True)
-    for fn in WEIGHT_FILES:
-        base = read_layers(args.base / fn)
-        loaded = [(c, read_layers(m / fn), m / fn) for c, m in terms]
-        write_layers(args.out / fn, combine(base, loaded), args.base / fn)
+    for fn, arrays in combined.items():
+        write_layers(args.out / fn, arrays, args.base / fn)
     shutil.copy(args.base / "labels.json", args.out / "labels.json")
     recipe = " ".join(f"{c:+g} ({m} - base)" for c, m in terms)
     meta["trained"] = {
         "summary": f"weight arithmetic: {args.base} {recipe}",
         "soup": {
             "base": {"model": str(args.base), "trained": meta.get("trained")},
-            "terms": [{"coef": c, "model": str(m), "trained": read_meta(m).get("trained")} for c, m in terms],
+            "terms": [{"coef": c, "model": str(m), "trained": other.get("trained")}
+                      for (c, m), other in zip(terms, metas)],
         },
     }
     (args.out / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
