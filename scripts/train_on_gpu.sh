@@ -31,7 +31,9 @@ C1=${C1:-200} C2=${C2:-400} SM=${SM:-15} PROCS=${PROCS:-6} PHASE=${PHASE:-all} R
 C3=${C3:-100} C4=${C4:-60}
 for r in $RUNS; do case $r in F|G|W) ;; *) echo "RUNS: unknown run '$r' (F, G or W)"; exit 2;; esac; done
 wants() { [[ " $RUNS " == *" $1 "* ]]; }
-shapes_missing() { wants W && [ ! -f data/tall_stream33.csv ]; }
+# what to render: everything unless PHASE=train, and then only what an earlier call left missing
+base_needed() { [ "$PHASE" != train ] || [ ! -f data/train_stream22.csv ]; }
+shapes_needed() { wants W && { [ "$PHASE" != train ] || [ ! -f data/tall_stream33.csv ]; }; }
 mkdir -p "$OUT" data runs
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -45,15 +47,17 @@ G="python3 -m realtime.cli"
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
-if [ "$PHASE" != train ] || [ ! -f data/train_stream22.csv ] || shapes_missing; then
+if base_needed || shapes_needed; then
 # render the data in the background (CPU) while one training step is checked on the GPU
 pids=()
-$G synth clips --out data/train --per-class "$C1" --seed 1 --workers 4 >/dev/null 2>data/synth_train.err & pids+=($!)
-$G synth clips --out data/train2 --per-class "$C2" --seed 2 --workers 4 >/dev/null 2>data/synth_train2.err & pids+=($!)
-for s in $(seq 11 22); do
-  $G synth stream --out "data/train_stream$s.mp4" --minutes "$SM" --seed "$s" >/dev/null 2>"data/synth_$s.err" & pids+=($!)
-done
-if wants W; then
+if base_needed; then
+  $G synth clips --out data/train --per-class "$C1" --seed 1 --workers 4 >/dev/null 2>data/synth_train.err & pids+=($!)
+  $G synth clips --out data/train2 --per-class "$C2" --seed 2 --workers 4 >/dev/null 2>data/synth_train2.err & pids+=($!)
+  for s in $(seq 11 22); do
+    $G synth stream --out "data/train_stream$s.mp4" --minutes "$SM" --seed "$s" >/dev/null 2>"data/synth_$s.err" & pids+=($!)
+  done
+fi
+if shapes_needed; then
   $G synth clips --out data/wide3 --per-class "$C3" --seed 3 --width 427 --height 240 --workers 2 >/dev/null 2>data/synth_wide3.err & pids+=($!)
   $G synth clips --out data/tall4 --per-class "$C4" --seed 4 --width 240 --height 427 --workers 2 >/dev/null 2>data/synth_tall4.err & pids+=($!)
   for s in 31 32; do
