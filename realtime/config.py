@@ -41,6 +41,11 @@ class PreprocessConfig:
     # a frame not shaped like the resize (16:9, a 9:16 phone video): stretch = squeeze it whole (the Caffe recipe),
     # crop = cut its middle to the resize's shape first, so hands keep their proportions (see preprocess.py)
     aspect: str = field(default="stretch", metadata=_rng(choices=("stretch", "crop")))
+    # a frame more than twice the resize's size (a 640x480 or 1280x720 webcam): area = average it down to twice the
+    # resize first, so the model sees what a 320x240 frame gives it; linear = INTER_LINEAR straight down (the Caffe
+    # recipe; aliased at such sizes); auto = the model's own (model.json), else area for small backbones and linear
+    # for the full Sports1M C3D (preprocess.for_model)
+    downscale: str = field(default="auto", metadata=_rng(choices=("auto", "linear", "area")))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ the field.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 
 from .config import REPO_ROOT, Config
 from .errors import GestureError
-from .preprocess import describe
+from .preprocess import describe, for_model
 
 FORMAT_VERSION = 1
 BUNDLED_MODEL_DIR = REPO_ROOT / "models" / "synthetic_small"
@@ -58,7 +59,7 @@ class ModelSpec:
             feature_spacing=cfg.pipeline.feature_spacing,
             window=cfg.pipeline.window,
             fps=float(cfg.pipeline.fps),
-            preprocess=describe(cfg.preprocess, cfg.pipeline),
+            preprocess=describe(for_model(cfg.preprocess, width), cfg.pipeline),
             backbone={"kind": "c3d", "width": float(width), "weights": weights or "backbone.weights.h5"},
             head={"kind": head_kind, **({"units": 64, "proj": 128} if head_kind == "small" else {}), **head},
         )
@@ -160,11 +161,11 @@ def check_against_config(spec: ModelSpec, cfg: Config, where: str = "model") -> 
             )
     if abs(float(spec.fps) - p.fps) > 1e-6:
         raise GestureError(f"{where}: model field 'fps' = {spec.fps} disagrees with config 'pipeline.fps' = {p.fps}")
-    want = describe(cfg.preprocess, p)
+    want = describe(for_model(cfg.preprocess, spec.width, spec.preprocess), p)
     for k, v in want.items():
         got = spec.preprocess.get(k)
-        if k == "aspect" and got is None:   # saved before the field existed (the bundled model, trained on 4:3
-            continue                         # frames, where both ways agree): either way
+        if k in ("aspect", "downscale") and got is None:   # saved before the field existed (the bundled model,
+            continue                         # trained on 320x240 4:3 frames, where both ways agree): either way
         if isinstance(v, list):  # a hand-edited model.json may hold anything here: compare, never crash
             same = isinstance(got, list) and len(got) == len(v) and all(
                 isinstance(g, (int, float)) and not isinstance(g, bool) for g in got) and np.allclose(got, v)
@@ -177,6 +178,12 @@ def check_against_config(spec: ModelSpec, cfg: Config, where: str = "model") -> 
             )
     if list(spec.labels) != list(cfg.labels):
         raise GestureError(f"{where}: model labels {spec.labels} disagree with config 'labels' {list(cfg.labels)}")
+
+
+def model_config(cfg: Config, spec: ModelSpec) -> Config:
+    """``cfg`` with ``preprocess.downscale: auto`` made the model's own (:func:`realtime.preprocess.for_model`), so
+    that evaluation, recording and the live path cut frames as the model was trained on them."""
+    return dataclasses.replace(cfg, preprocess=for_model(cfg.preprocess, spec.width, spec.preprocess))
 
 
 def write_model(model_dir: str | Path, spec: ModelSpec, backbone, head, card: str | None = None) -> Path:

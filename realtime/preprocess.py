@@ -18,6 +18,15 @@ once and the ring buffer can hold compact uint8 frames:
   ``crop`` cuts the frame's middle to 171x128 first, which keeps the proportions of a
   hand there and loses one nearer the edges. Which is better depends on where the
   hand is (docs/ablation.md, sessions 16 and 22).
+* A frame more than twice the resize's size (a 640x480 or 1280x720 webcam) is
+  first averaged down (``cv2.INTER_AREA``) to twice the resize in that dimension
+  (342 wide, 256 high), then resized as above (``preprocess.downscale: area``).
+  ``INTER_LINEAR`` straight from 1280 pixels to 171 reads 2 of every 7 pixels
+  in each direction: edges alias and sensor noise is not averaged, so the frame
+  looks unlike the 320x240 frames the small backbones learned from, and they
+  fire more often on it (docs/ablation.md, "Session 25"). The Sports1M C3D keeps
+  the Caffe recipe (``linear``); ``auto``, the default, picks per model
+  (:func:`for_model`). A 320x240 frame is resized the same either way.
 * :func:`to_model_input` (inference): ``(..., size, size, 3) uint8`` ->
   float32 minus the BGR channel means.
 
@@ -27,6 +36,8 @@ OpenCV and resizing them does in the reference recipe.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import cv2
 import numpy as np
@@ -61,6 +72,18 @@ def aspect_box(width: int, height: int, pre: PreprocessConfig, flip: bool = Fals
         return x, 0, w, height
     h = max(1, min(height, int(round(width * rh / rw))))
     return 0, (height - h) // 2, width, h
+
+
+def for_model(pre: PreprocessConfig, width: float, saved: dict | None = None) -> PreprocessConfig:
+    """``pre`` with ``downscale: auto`` made concrete for one model: what its ``model.json`` says (``saved``, its
+    ``preprocess``), else ``area`` for a small backbone (``width`` < 1, trained here on 320x240 frames) and ``linear``
+    for the full Sports1M C3D (the Caffe recipe its weights were trained with). A set value is kept as it is
+    (``check_against_config`` refuses one the model disagrees with)."""
+    if pre.downscale != "auto":
+        return pre
+    got = (saved or {}).get("downscale")
+    mode = got if got in ("linear", "area") else ("area" if float(width) < 1.0 else "linear")
+    return dataclasses.replace(pre, downscale=mode)
 
 
 def as_bgr(frame: np.ndarray, source: str = "frame") -> np.ndarray:
@@ -122,6 +145,8 @@ def crop_frame(
     if bw != frame.shape[1] or bh != frame.shape[0]:
         frame = frame[by : by + bh, bx : bx + bw]
     w, h = pre.resize
+    if pre.downscale == "area" and (frame.shape[1] > 2 * w or frame.shape[0] > 2 * h):  # auto, unresolved: linear
+        frame = cv2.resize(frame, (min(frame.shape[1], 2 * w), min(frame.shape[0], 2 * h)), interpolation=cv2.INTER_AREA)
     if frame.shape[1] != w or frame.shape[0] != h:
         frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
     r, c = pre.crop
@@ -187,4 +212,5 @@ def describe(pre: PreprocessConfig, pipe: PipelineConfig) -> dict:
         "mean_bgr": list(pre.mean_bgr),
         "size": pipe.size,
         "aspect": pre.aspect,
+        "downscale": pre.downscale,
     }

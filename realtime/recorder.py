@@ -490,6 +490,25 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
     return written
 
 
+def _for_retraining(cfg: Config) -> Config:
+    """The clips are kept as crops, cut as the model they will retrain cuts frames: ``model.path``'s (the bundled
+    one by default; ``preprocess.downscale: auto`` made its own), or a small backbone's where there is none."""
+    import dataclasses
+    import json
+
+    from .modelio import BUNDLED_MODEL_DIR
+    from .preprocess import for_model
+
+    d = Path(cfg.model.path) if cfg.model.path else BUNDLED_MODEL_DIR
+    width, saved = 0.125, None
+    try:   # the two fields only: modelio.read_spec would start TensorFlow, which recording does not need
+        raw = json.loads((d / "model.json").read_text(encoding="utf-8"))
+        width, saved = float(raw["backbone"].get("width", 1.0)), dict(raw.get("preprocess") or {})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass   # no model, or a broken model.json (for `gesture live` to name): a small backbone's way
+    return dataclasses.replace(cfg, preprocess=for_model(cfg.preprocess, width, saved))
+
+
 def record_session(args, cfg: Config) -> int:
     """``gesture record --label L --count N [--seconds S] [--source SRC] [--out DIR] [--headless]``."""
     from .app import window_possible
@@ -501,6 +520,7 @@ def record_session(args, cfg: Config) -> int:
                            f"add new gestures to 'labels' in config.yaml first")
     if args.count < 1:
         raise GestureError(f"--count must be >= 1, got {args.count}")
+    cfg = _for_retraining(cfg)
     fps = cfg.capture.fps
     source = open_source(args.source, realtime=False, fps=fps)
     try:

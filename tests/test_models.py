@@ -342,6 +342,30 @@ def test_model_records_how_it_crops_other_frame_shapes_and_is_held_to_it(model_f
     assert ModelSpec.from_config(cut, width=0.125).preprocess["aspect"] == "crop"
 
 
+def test_model_records_how_it_downscales_large_frames_and_is_held_to_it(model_folder, tmp_path):
+    """``preprocess.downscale`` is saved resolved (a small backbone: ``area``; the full C3D: ``linear``, the Caffe
+    recipe); ``auto`` loads either; a value set against the model's is refused naming the field; a model saved
+    before the field existed loads under any."""
+    from realtime.modelio import model_config
+
+    d = _copy_folder(model_folder[0], tmp_path / "m")
+    raw = json.loads((d / "model.json").read_text())
+    assert raw["preprocess"]["downscale"] == "area"
+    assert ModelSpec.from_config(helpers.tiny_config(), width=1.0).preprocess["downscale"] == "linear"
+    raw["preprocess"]["downscale"] = "linear"
+    (d / "model.json").write_text(json.dumps(raw))
+    m = load_model(d, helpers.tiny_config())
+    assert model_config(helpers.tiny_config(), m.spec).preprocess.downscale == "linear"
+    with pytest.raises(GestureError, match=r"'preprocess.downscale' = linear disagrees with config \(area\).*--set"):
+        load_model(d, helpers.tiny_config(**{"preprocess.downscale": "area"}))
+    del raw["preprocess"]["downscale"]
+    (d / "model.json").write_text(json.dumps(raw))
+    for mode in ("auto", "area", "linear"):
+        m = load_model(d, helpers.tiny_config(**{"preprocess.downscale": mode}))
+        assert model_config(helpers.tiny_config(**{"preprocess.downscale": mode}), m.spec).preprocess.downscale == (
+            "area" if mode == "auto" else mode)
+
+
 @pytest.mark.parametrize("key, value", [("crop", [8, 29, 1]), ("resize", "171x128"), ("mean_bgr", [90.25, None, 1])])
 def test_model_preprocessing_malformed_is_refused_not_crashing(model_folder, tmp_path, key, value):
     d = _copy_folder(model_folder[0], tmp_path / "m")

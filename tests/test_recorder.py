@@ -6,6 +6,7 @@ Real threads, real files, real OpenCV encoding and decoding.
 from __future__ import annotations
 
 import csv
+import json
 import signal
 import subprocess
 import sys
@@ -286,6 +287,29 @@ def test_gesture_record_of_a_wide_video_says_which_part_it_keeps(tmp_path, capsy
     assert clip.shape == (30, 112, 112, 3)
     near, far = np.abs(clip.astype(int) - want).mean(), np.abs(clip.astype(int) - squeezed).mean()
     assert near < far / 2, (near, far)
+
+
+def test_recorded_clips_are_cut_as_the_model_they_retrain_cuts_frames(tmp_path):
+    """The clips are kept as 112x112 crops, so a 640x480 camera's frames must be brought down as the model in
+    ``model.path`` (the bundled one by default) brings them down live: ``preprocess.downscale: auto`` is that
+    model's own, a small backbone's (``area``) where there is no readable model, and a set value stays."""
+    from realtime.config import Config
+    from realtime.recorder import _for_retraining
+
+    def mode(**dotted):
+        return _for_retraining(Config().replace(**dotted)).preprocess.downscale
+
+    assert mode() == "area"                                       # the bundled model: small, saved before the field
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "model.json").write_text(json.dumps({"backbone": {"width": 1.0}, "preprocess": {"aspect": "stretch"}}))
+    assert mode(**{"model.path": str(full)}) == "linear"          # the Sports1M C3D: the Caffe recipe
+    (full / "model.json").write_text(json.dumps({"backbone": {"width": 1.0}, "preprocess": {"downscale": "area"}}))
+    assert mode(**{"model.path": str(full)}) == "area"            # what its model.json says
+    (full / "model.json").write_text("{not json")
+    assert mode(**{"model.path": str(full)}) == "area"            # broken: `gesture live` names it, recording goes on
+    assert mode(**{"model.path": str(tmp_path / "none")}) == "area"
+    assert mode(**{"preprocess.downscale": "linear"}) == "linear"
 
 
 @pytest.mark.timeout(180)

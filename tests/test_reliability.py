@@ -431,6 +431,88 @@ def test_a_frame_of_another_shape_is_stretched_or_cut_to_keep_its_proportions(sh
     assert (crop_frame(four_three, cut) == crop_frame(four_three, PreprocessConfig())).all()
 
 
+@pytest.mark.parametrize("width, height, reduced", [(1280, 960, (342, 256)), (640, 480, (342, 256)),
+                                                     (1280, 720, (342, 256)), (427, 240, (342, 240)),
+                                                     (240, 427, (240, 256)), (320, 240, None), (342, 256, None)])
+def test_a_frame_over_twice_the_resize_is_averaged_down_first(width, height, reduced):
+    """``preprocess.downscale: area``: each dimension over twice the resize's is averaged (INTER_AREA) to twice it,
+    then the frame is resized as before; a frame within twice (320x240, the renderer's) is cut bit for bit as with
+    ``linear``, the Caffe recipe."""
+    from realtime.preprocess import crop_frame
+
+    frame = np.random.default_rng(width + height).integers(0, 256, (height, width, 3)).astype(np.uint8)
+    area, linear = PreprocessConfig(downscale="area"), PreprocessConfig(downscale="linear")
+    got = crop_frame(frame, area)
+    if reduced is None:
+        assert (got == crop_frame(frame, linear)).all()
+    else:
+        first = cv2.resize(frame, reduced, interpolation=cv2.INTER_AREA)
+        assert (got == crop_frame(first, linear)).all()
+        assert (got != crop_frame(frame, linear)).mean() > 0.5
+    assert (crop_frame(frame, PreprocessConfig()) == crop_frame(frame, linear)).all()   # auto, unresolved: linear
+
+
+def test_area_downscaling_averages_the_sensor_noise_that_linear_aliases_through():
+    """Why ``area``: a 1280x960 camera frame with per-pixel sensor noise (sigma 20). INTER_LINEAR straight to
+    171x128 reads a few of the pixels and keeps most of the noise; averaging first removes most of it, as a
+    320x240 frame's resize does for its own noise."""
+    from realtime.preprocess import crop_frame
+
+    rng = np.random.default_rng(0)
+    ys, xs = np.mgrid[0:960, 0:1280]
+    clean = np.stack([128 + 60 * np.sin(xs / 90.0), 128 + 60 * np.cos(ys / 70.0), np.full_like(xs, 128.0)], -1)
+    noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+    clean = clean.astype(np.uint8)
+
+    def noise_left(pre):
+        return float((crop_frame(noisy, pre).astype(float) - crop_frame(clean, pre).astype(float)).std())
+
+    lin, area = noise_left(PreprocessConfig(downscale="linear")), noise_left(PreprocessConfig(downscale="area"))
+    assert lin > 10 and area < 0.5 * lin, (lin, area)
+
+
+def test_downscale_auto_is_the_models_own():
+    """``auto`` follows the model's ``model.json``; without the field (the bundled model) a small backbone gets
+    ``area`` and the full Sports1M C3D the Caffe recipe, ``linear``; a value set in the config stays."""
+    from realtime.preprocess import for_model
+
+    auto = PreprocessConfig()
+    assert auto.downscale == "auto"
+    assert for_model(auto, 0.125).downscale == "area" and for_model(auto, 1.0).downscale == "linear"
+    assert for_model(auto, 0.125, {"downscale": "linear"}).downscale == "linear"
+    assert for_model(auto, 1.0, {"downscale": "area"}).downscale == "area"
+    assert for_model(auto, 0.125, {"aspect": "stretch"}).downscale == "area"        # saved before the field
+    assert for_model(PreprocessConfig(downscale="linear"), 0.125, {"downscale": "area"}).downscale == "linear"
+    assert for_model(auto, 0.125).aspect == auto.aspect and for_model(auto, 0.125).resize == auto.resize
+
+
+def test_the_live_path_cuts_a_large_frame_as_the_small_model_learned(tmp_path):
+    """The real pipeline with a small model (``auto`` -> ``area``) gives a 640x480 video the outputs of the same
+    video averaged down to 342x256 first, and other outputs under ``linear``."""
+    from realtime.pipeline import Pipeline
+    from realtime.sources import VideoFileSource
+    from realtime.timeline import PredictionLog
+
+    cfg = helpers.tiny_config(**{"pipeline.stride": 16})
+    model = helpers.tiny_loaded(cfg, seed=2)
+    frames = helpers.make_frames(144, 640, 480, seed=7)
+    big = helpers.write_frames(tmp_path / "big.avi", frames)
+    small = helpers.write_frames(tmp_path / "small.avi",
+                                 np.stack([cv2.resize(f, (342, 256), interpolation=cv2.INTER_AREA) for f in frames]))
+
+    def outputs(path, c):
+        log = PredictionLog()
+        pipe = Pipeline(VideoFileSource(path, realtime=False).open(), model, c, sinks=[log])
+        pipe.run()
+        return pipe.cfg.preprocess.downscale, np.stack(log.probs)
+
+    mode, got = outputs(big, cfg)
+    assert mode == "area" and len(got) >= 2
+    assert np.allclose(got, outputs(small, cfg)[1], atol=1e-6)
+    mode, lin = outputs(big, cfg.replace(**{"preprocess.downscale": "linear"}))
+    assert mode == "linear" and np.abs(lin - got).max() > 1e-4
+
+
 def test_shape_note_names_the_frames_what_is_done_and_the_other_way():
     from realtime.preprocess import shape_note
 
