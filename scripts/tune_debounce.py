@@ -12,6 +12,8 @@ Usage: python scripts/tune_debounce.py MODEL_DIR VAL_STREAM.mp4 [VAL_STREAM2.mp4
        setting picked on other streams, scored on these)
        [--max-delay SECONDS]   (the median delay a setting may have on each stream, 0.4 unless given; a model
        trained to answer later needs more to be scored at all)
+       [--set KEY=VALUE ...]   (config overrides for the run, as for `gesture`; they are part of the cache's name,
+       e.g. _s4m_preprocess.downscale-area.npz, so outputs made under one never replay under another)
 """
 
 import json
@@ -21,24 +23,30 @@ from pathlib import Path
 import numpy as np
 
 from realtime import mirror
-from realtime.config import load_config
+from realtime.config import load_config, parse_override
 from realtime.dataset import content_key
 from realtime.debounce import Debouncer
+from realtime.errors import GestureError
 from realtime.evaluate import match_events, pair_events, read_annotations
-from realtime.modelio import load_model, read_spec
+from realtime.modelio import load_model, model_config, read_spec
+from realtime.preprocess import describe
 from realtime.pipeline import Pipeline
 from realtime.sources import VideoFileSource
 from realtime.timeline import PredictionLog
 
 
-def head_outputs(model_dir, stream, stride, cfg):
+def head_outputs(model_dir, stream, stride, cfg, overrides=()):
+    """``overrides``: the --set texts (KEY=VALUE) the run was given; they name its cache."""
     """[(frame_id, probs)], fps and labels of one stream, from the cache beside it or from the pipeline."""
     # keyed by the weights' content: a model retrained into the same folder must not replay stale outputs
     # and by pipeline.mirror_average: the mirrored view changes every output
     m = Path(model_dir)
-    key = content_key(m / "backbone.weights.h5", content_key(m / "head.weights.h5"))[:10]
+    # and by the preprocessing the model's frames get (preprocess.downscale: auto resolves per model)
+    pre = describe(model_config(cfg, read_spec(m)).preprocess, cfg.pipeline)
+    key = content_key(m / "backbone.weights.h5", content_key(m / "head.weights.h5") + json.dumps(pre))[:10]
     view = "m" if mirror.enabled(cfg.pipeline.mirror_average, read_spec(m)) else ""  # model.json only
-    cache = Path(stream).with_name(f"{Path(stream).stem}_{m.resolve().name}_{key}_s{stride}{view}.npz")
+    over = "".join("_" + o.strip().replace("=", "-", 1) for o in overrides).replace("/", "-").replace(" ", "")
+    cache = Path(stream).with_name(f"{Path(stream).stem}_{m.resolve().name}_{key}_s{stride}{view}{over}.npz")
     labels = list(cfg.labels)
     if cache.exists():
         z = np.load(cache)
@@ -72,13 +80,24 @@ def main():
         if not 0 < max_delay <= 5:
             sys.exit(f"tune_debounce: --max-delay {max_delay}: must be more than 0 and at most 5 seconds")
         del args[i : i + 2]
+    overrides = []
+    while "--set" in args:
+        i = args.index("--set")
+        if i + 1 >= len(args):
+            sys.exit("tune_debounce: --set wants KEY=VALUE, e.g. --set preprocess.aspect=crop")
+        overrides.append(args[i + 1])
+        del args[i : i + 2]
+    try:
+        cfg = load_config().replace(**dict(parse_override(o) for o in overrides))
+    except GestureError as e:
+        sys.exit(f"tune_debounce: {e}")
     model_dir = args[0]
     rest = args[1:]
     stride = int(rest.pop()) if rest and rest[-1].isdigit() else 16
-    cfg = load_config().replace(**{"pipeline.stride": stride})
+    cfg = cfg.replace(**{"pipeline.stride": stride})
     runs = []
     for stream in rest:
-        preds, fps, labels, cache = head_outputs(model_dir, stream, stride, cfg)
+        preds, fps, labels, cache = head_outputs(model_dir, stream, stride, cfg, overrides)
         gestures = read_annotations(stream.rsplit(".", 1)[0] + ".csv", labels)
         runs.append((stream, preds, fps, labels, gestures, preds[-1][0] + 1, cache))
 
@@ -135,4 +154,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except GestureError as e:   # a model the config refuses, a stream without its CSV: one line naming it
+        sys.exit(f"tune_debounce: {e}")

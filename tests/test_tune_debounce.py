@@ -69,6 +69,11 @@ def test_a_setting_scored_by_replay_matches_the_live_engine(tmp_path):
     assert score_and_delay(_run(setting + ["--max-delay", 0.15], tmp_path)) == (-np.inf, delay)
     assert score_and_delay(_run(setting + ["--max-delay", 0.25], tmp_path)) == (score, delay)
 
+    # --set: outputs made under an override are kept apart (a 30 fps video plays the same with resampling off)
+    assert score_and_delay(_run(setting + ["--set", "capture.resample=off"], tmp_path)) == (score, delay)
+    other = next(tmp_path.glob("s_tiny_*_s4*_capture.resample-off.npz"))
+    assert other != cache and np.allclose(np.load(other)["probs"], z["probs"], atol=1e-6)
+
 
 def test_a_malformed_setting_is_one_line_naming_the_flag(tmp_path):
     r = subprocess.run([sys.executable, str(SCRIPT), "models/x", "s.mp4", "--at", "3,0.98"], capture_output=True,
@@ -85,3 +90,10 @@ def test_a_malformed_delay_cap_is_one_line_naming_the_flag(value, message):
     r = subprocess.run([sys.executable, str(SCRIPT), "models/x", "s.mp4", "--max-delay", value], capture_output=True,
                        text=True, env=helpers.subprocess_env(), timeout=60)
     assert r.returncode != 0 and r.stderr.strip().splitlines() == [message]
+
+
+def test_a_bad_config_override_is_one_line_naming_the_key():
+    r = subprocess.run([sys.executable, str(SCRIPT), "models/x", "s.mp4", "--set", "preprocess.downscale=cubic"],
+                       capture_output=True, text=True, env=helpers.subprocess_env(), timeout=60)
+    assert r.returncode != 0 and r.stderr.strip().splitlines() == [
+        "tune_debounce: 'preprocess.downscale' must be one of ['auto', 'linear', 'area'], got 'cubic'"]
