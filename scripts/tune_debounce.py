@@ -4,8 +4,9 @@ Plays each stream once through the real pipeline, keeps every head output, then 
 pure Debouncer over them for a grid of settings and scores each with the same matching as
 `gesture eval --stream` (score: Levenshtein accuracy - 0.1 x false events per minute, median delay
 at most 0.4 s; with several streams, the mean of their scores). The head outputs are kept beside
-each stream (<stream>_<model>_<weights hash>_s<STRIDE>[m].npz, m: mirror averaging on; the best settings in .json), so a second
-run replays them without the model. For the best setting it lists every wrong event with the
+each stream (<stream>_<model>_<hash of weights and preprocessing>_s<STRIDE>[m][_KEY-VALUE...].npz, m:
+mirror averaging on, then any --set; the best settings in .json), so a second run replays them
+without the model. For the best setting it lists every wrong event with the
 gesture nearest to it, and every missed gesture.
 Usage: python scripts/tune_debounce.py MODEL_DIR VAL_STREAM.mp4 [VAL_STREAM2.mp4 ...] [STRIDE]
        [--at SMOOTHING,THRESHOLD,COOLDOWN_S,OPPOSITE_S]   (score that one setting instead of the grid: a
@@ -36,8 +37,9 @@ from realtime.timeline import PredictionLog
 
 
 def head_outputs(model_dir, stream, stride, cfg, overrides=()):
-    """``overrides``: the --set texts (KEY=VALUE) the run was given; they name its cache."""
-    """[(frame_id, probs)], fps and labels of one stream, from the cache beside it or from the pipeline."""
+    """[(frame_id, probs)], fps and labels of one stream, from the cache beside it or from the pipeline.
+
+    ``overrides``: the --set texts (KEY=VALUE) the run was given; they name its cache."""
     # keyed by the weights' content: a model retrained into the same folder must not replay stale outputs
     # and by pipeline.mirror_average: the mirrored view changes every output
     m = Path(model_dir)
