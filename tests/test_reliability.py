@@ -364,21 +364,24 @@ def test_crop_takes_grayscale_and_odd_sized_frames(shape, dtype):
         assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
 
 
-@pytest.mark.parametrize("shape", [(128, 171, 3), (240, 320, 3), (61, 97), (720, 1280, 4)])
-def test_mirrored_frame_gives_the_crop_of_the_frame_flipped_back(shape):
+@pytest.mark.parametrize("shape", [(128, 171, 3), (240, 320, 3), (61, 97), (720, 1280, 4), (480, 640, 3)])
+@pytest.mark.parametrize("downscale", ["linear", "area"])
+def test_mirrored_frame_gives_the_crop_of_the_frame_flipped_back(shape, downscale):
     """``capture.mirrored``: the crop of a selfie-view frame is the crop of that frame flipped left to right
-    (cut from the resized frame without flipping it whole; equal to 1 grey level from the resize's rounding)."""
+    (cut from the resized frame without flipping it whole; equal to 1 grey level from the resize's rounding),
+    also where a large frame is averaged down first."""
     import cv2
 
     from realtime.preprocess import crop_frame
 
     frame = np.random.default_rng(1).integers(0, 256, shape).astype(np.uint8)
-    pre = PreprocessConfig()
+    pre = PreprocessConfig(downscale=downscale)
     got = crop_frame(frame, pre, 112, flip=True)
     want = crop_frame(cv2.flip(frame, 1), pre, 112)
     assert got.shape == (112, 112, 3)
     assert np.abs(got.astype(int) - want).max() <= (0 if shape[:2] == (128, 171) else 1)
-    assert np.abs(got.astype(int) - crop_frame(frame, pre, 112)).mean() > 20  # and not the unflipped crop
+    # and not the unflipped crop (random noise averaged down first differs less, but far more than 1)
+    assert np.abs(got.astype(int) - crop_frame(frame, pre, 112)).mean() > (20 if downscale == "linear" else 5)
     out = np.empty((112, 112, 3), np.uint8)
     assert crop_frame(frame, pre, 112, out=out, flip=True) is out and (out == got).all()
 
@@ -386,16 +389,19 @@ def test_mirrored_frame_gives_the_crop_of_the_frame_flipped_back(shape):
 @pytest.mark.parametrize("width, height", [(320, 240), (640, 480), (1280, 720), (720, 1280), (171, 128)])
 @pytest.mark.parametrize("flip", [False, True])
 @pytest.mark.parametrize("aspect", ["stretch", "crop"])
-def test_model_view_is_the_box_the_crop_is_cut_from(width, height, flip, aspect):
+@pytest.mark.parametrize("downscale", ["linear", "area"])
+def test_model_view_is_the_box_the_crop_is_cut_from(width, height, flip, aspect, downscale):
     """Every pixel the crop holds comes from inside ``model_view``'s box, and the crop reaches its edges:
-    a frame whose pixels carry their own column and row is cropped, and the columns and rows read back."""
+    a frame whose pixels carry their own column and row is cropped, and the columns and rows read back
+    (a large frame averaged down first, too: the live window dims the same box either way)."""
     from realtime.preprocess import crop_frame, model_view
 
     xs, ys = np.meshgrid(np.arange(width), np.arange(height))
     # column and row / 8 in two channels (0..255 even at 1280 pixels), the third channel zero
     frame = np.stack([xs // 8, ys // 8, np.zeros_like(xs)], -1).astype(np.uint8)
-    crop = crop_frame(frame, PreprocessConfig(aspect=aspect), 112, flip=flip).astype(float) * 8
-    x0, y0, x1, y1 = model_view(width, height, PreprocessConfig(aspect=aspect), 112, flip=flip)
+    pre = PreprocessConfig(aspect=aspect, downscale=downscale)
+    crop = crop_frame(frame, pre, 112, flip=flip).astype(float) * 8
+    x0, y0, x1, y1 = model_view(width, height, pre, 112, flip=flip)
     tol = 8 + max(width / 171, height / 128)   # the /8 quantisation plus one resized pixel
     cols, rows = crop[..., 0], crop[..., 1]
     assert abs(cols.min() - x0) <= tol and abs(cols.max() - x1) <= tol, (cols.min(), cols.max(), x0, x1)
