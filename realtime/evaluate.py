@@ -285,7 +285,8 @@ def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path 
 
 def eval_command(args, cfg: Config) -> int:
     from .dataset import load_crops, read_meta
-    from .modelio import load_model, model_config
+    from .modelio import load_model
+    from .preprocess import config_for_model
 
     if not args.meta and not args.stream:
         raise GestureError("gesture eval: give --meta CSV (clip accuracy) and/or --stream S.mp4 (event metrics)")
@@ -303,7 +304,7 @@ def eval_command(args, cfg: Config) -> int:
         check_plot_path(args.plot)
     items = read_meta(args.meta, cfg.labels) if args.meta else []
     model = load_model(args.model or cfg.model.path, cfg, precision=cfg.pipeline.precision, weights=args.weights)
-    cfg = model_config(cfg, model.spec)   # clips cut as the model cuts frames (preprocess.downscale)
+    cfg = config_for_model(cfg, model.spec.width, model.spec.preprocess)   # clips cut as the model cuts frames
     result: dict = {"model": str(model.path), "stride": cfg.pipeline.stride, "precision": cfg.pipeline.precision,
                     "mirror_average": mirror.enabled(cfg.pipeline.mirror_average, model.spec)}
     if args.meta:

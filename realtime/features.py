@@ -6,7 +6,6 @@ clips starting at frame 0, 16, 32, ... Exactly the preprocessing of the live pat
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import cv2
@@ -15,7 +14,7 @@ import numpy as np
 from .config import Config
 from .errors import GestureError, writable_file
 from .framerate import video_fps
-from .preprocess import clip_starts, crop_frames, for_model, to_model_input
+from .preprocess import clip_starts, config_for_model, crop_frames, to_model_input
 
 
 def read_video(path: str | Path, max_frames: int | None = None, with_fps: bool = False):
@@ -82,7 +81,7 @@ def features_command(video, weights, out, cfg: Config, precision: str = "fp32", 
     from .modelio import predict_fn, set_precision
 
     out = writable_file(out, "--out")   # before minutes of C3D whose result would have nowhere to go
-    cfg = dataclasses.replace(cfg, preprocess=for_model(cfg.preprocess, width))  # auto: the Caffe recipe
+    cfg = config_for_model(cfg, width)   # downscale: auto -> the Caffe recipe
     crops = video_crops(video, cfg)
     L = cfg.pipeline.clip_len
     if len(crops) < L:

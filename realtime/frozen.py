@@ -12,7 +12,6 @@ so a second run (or another head) skips extraction. Windows of 8 features
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -100,14 +99,14 @@ def train_frozen_head(args, cfg: Config, out: Path) -> int:
     from .c3d import build_c3d, fc7_extractor, load_sports1m_weights
     from .head import build_head, window_batches
     from .modelio import ModelSpec, predict_fn, set_precision, write_model
-    from .preprocess import for_model
+    from .preprocess import config_for_model
     from .train import load_dataset, plot_report
 
     t0 = time.monotonic()
     weights = Path(args.weights)
     width = args.width or 1.0
     keras.utils.set_random_seed(args.seed)
-    cfg = dataclasses.replace(cfg, preprocess=for_model(cfg.preprocess, width))  # downscale: auto -> the Caffe recipe
+    cfg = config_for_model(cfg, width)   # downscale: auto -> the Caffe recipe
     clips, skipped = load_dataset(args.meta, cfg, args.strict)
     set_precision(cfg.pipeline.precision)
     try:

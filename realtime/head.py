@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-HEAD_KINDS = ("small", "seed")
+from .modelio import HEAD_KINDS
 
 
 def build_head(

@@ -18,7 +18,6 @@ the field.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from .preprocess import describe, for_model
 FORMAT_VERSION = 1
 BUNDLED_MODEL_DIR = REPO_ROOT / "models" / "synthetic_small"
 REQUIRED_FILES = ("model.json", "labels.json", "head.weights.h5")
+HEAD_KINDS = ("small", "seed")   # realtime.head builds them; here so that reading model.json needs no TensorFlow
 
 
 @dataclass
@@ -133,8 +133,6 @@ def _check_spec_types(spec: ModelSpec, where: Path) -> None:
         bad("backbone.downsample", "1, 2 or 4", bb.get("downsample"))
     if not isinstance(bb.get("weights", ""), str):
         bad("backbone.weights", "a file name", bb.get("weights"))
-    from .head import HEAD_KINDS
-
     hd = spec.head
     if hd.get("kind", "small") not in HEAD_KINDS:
         bad("head.kind", f"one of {list(HEAD_KINDS)}", hd.get("kind"))
@@ -178,12 +176,6 @@ def check_against_config(spec: ModelSpec, cfg: Config, where: str = "model") -> 
             )
     if list(spec.labels) != list(cfg.labels):
         raise GestureError(f"{where}: model labels {spec.labels} disagree with config 'labels' {list(cfg.labels)}")
-
-
-def model_config(cfg: Config, spec: ModelSpec) -> Config:
-    """``cfg`` with ``preprocess.downscale: auto`` made the model's own (:func:`realtime.preprocess.for_model`), so
-    that evaluation, recording and the live path cut frames as the model was trained on them."""
-    return dataclasses.replace(cfg, preprocess=for_model(cfg.preprocess, spec.width, spec.preprocess))
 
 
 def write_model(model_dir: str | Path, spec: ModelSpec, backbone, head, card: str | None = None) -> Path:

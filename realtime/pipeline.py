@@ -18,8 +18,8 @@ import numpy as np
 from .config import Config
 from .engine import Event, InferenceEngine, InferenceWorker, Prediction, Stats
 from .framerate import FrameRateAdapter
-from .modelio import LoadedModel, model_config
-from .preprocess import crop_frame
+from .modelio import LoadedModel
+from .preprocess import config_for_model, crop_frame
 from .ringbuffer import FrameRing
 from .sources import FrameSource, SourceError, SourceLost
 
@@ -163,7 +163,7 @@ class Pipeline:
     def __init__(self, source: FrameSource, model: LoadedModel, cfg: Config, sinks=(),
                  max_frames: int | None = None, warmup: bool = True):
         # preprocess.downscale: auto becomes the model's own (preprocess.for_model) before any frame is cut
-        cfg = model_config(cfg, model.spec)
+        cfg = config_for_model(cfg, model.spec.width, model.spec.preprocess)
         self.source, self.model, self.cfg = source, model, cfg
         self.sinks = list(sinks)
         self.stats = Stats()

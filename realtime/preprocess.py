@@ -42,7 +42,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from .config import PipelineConfig, PreprocessConfig
+from .config import Config, PipelineConfig, PreprocessConfig
 from .errors import GestureError
 
 ASPECT_TOLERANCE = 0.02   # frames within 2% of the resize's shape are used whole (320x240 is 0.2% off 171x128)
@@ -84,6 +84,12 @@ def for_model(pre: PreprocessConfig, width: float, saved: dict | None = None) ->
     got = (saved or {}).get("downscale")
     mode = got if got in ("linear", "area") else ("area" if float(width) < 1.0 else "linear")
     return dataclasses.replace(pre, downscale=mode)
+
+
+def config_for_model(cfg: Config, width: float, saved: dict | None = None) -> Config:
+    """``cfg`` with its preprocessing made one model's (:func:`for_model`), so that training, evaluation,
+    recording and the live path cut frames as that model was, or will be, trained on them."""
+    return dataclasses.replace(cfg, preprocess=for_model(cfg.preprocess, width, saved))
 
 
 def as_bgr(frame: np.ndarray, source: str = "frame") -> np.ndarray:

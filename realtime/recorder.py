@@ -493,20 +493,14 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
 def _for_retraining(cfg: Config) -> Config:
     """The clips are kept as crops, cut as the model they will retrain cuts frames: ``model.path``'s (the bundled
     one by default; ``preprocess.downscale: auto`` made its own), or a small backbone's where there is none."""
-    import dataclasses
-    import json
+    from .modelio import BUNDLED_MODEL_DIR, read_spec
+    from .preprocess import config_for_model
 
-    from .modelio import BUNDLED_MODEL_DIR
-    from .preprocess import for_model
-
-    d = Path(cfg.model.path) if cfg.model.path else BUNDLED_MODEL_DIR
-    width, saved = 0.125, None
-    try:   # the two fields only: modelio.read_spec would start TensorFlow, which recording does not need
-        raw = json.loads((d / "model.json").read_text(encoding="utf-8"))
-        width, saved = float(raw["backbone"].get("width", 1.0)), dict(raw.get("preprocess") or {})
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass   # no model, or a broken model.json (for `gesture live` to name): a small backbone's way
-    return dataclasses.replace(cfg, preprocess=for_model(cfg.preprocess, width, saved))
+    try:
+        spec = read_spec(Path(cfg.model.path) if cfg.model.path else BUNDLED_MODEL_DIR)
+    except GestureError:   # no model, or a broken one (for `gesture live` to name): a small backbone's way
+        return config_for_model(cfg, 0.125)
+    return config_for_model(cfg, spec.width, spec.preprocess)
 
 
 def record_session(args, cfg: Config) -> int:

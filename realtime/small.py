@@ -23,7 +23,6 @@ its pooling are the ones trained here (:func:`realtime.c3d.build_c3d`).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -419,7 +418,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
     from .evaluate import clip_predictions, confusion
     from .head import build_head, window_batches
     from .modelio import LoadedModel, ModelSpec, predict_fn, write_model
-    from .preprocess import for_model
+    from .preprocess import config_for_model
     from .train import load_dataset, plot_report
 
     t_start = time.monotonic()
@@ -443,7 +442,7 @@ def train_small(args, cfg: Config, out: Path) -> int:
         ds = int(init.backbone.get("downsample", 1))
     width = init.width if init is not None else (args.width or 0.125)
     # clips cut as this model will cut frames live (preprocess.downscale: auto -> --init's, else area)
-    cfg = dataclasses.replace(cfg, preprocess=for_model(cfg.preprocess, width, init.preprocess if init else None))
+    cfg = config_for_model(cfg, width, init.preprocess if init else None)
     clips, skipped = load_dataset(args.meta, cfg, args.strict)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # OpenCV decodes without the GIL
         streams = list(pool.map(lambda sp: load_stream(sp, cfg, ds), getattr(args, "stream", None) or []))

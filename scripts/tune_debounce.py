@@ -29,8 +29,8 @@ from realtime.dataset import content_key
 from realtime.debounce import Debouncer
 from realtime.errors import GestureError
 from realtime.evaluate import match_events, pair_events, read_annotations
-from realtime.modelio import load_model, model_config, read_spec
-from realtime.preprocess import describe
+from realtime.modelio import load_model, read_spec
+from realtime.preprocess import config_for_model, describe
 from realtime.pipeline import Pipeline
 from realtime.sources import VideoFileSource
 from realtime.timeline import PredictionLog
@@ -44,9 +44,10 @@ def head_outputs(model_dir, stream, stride, cfg, overrides=()):
     # and by pipeline.mirror_average: the mirrored view changes every output
     m = Path(model_dir)
     # and by the preprocessing the model's frames get (preprocess.downscale: auto resolves per model)
-    pre = describe(model_config(cfg, read_spec(m)).preprocess, cfg.pipeline)
+    spec = read_spec(m)
+    pre = describe(config_for_model(cfg, spec.width, spec.preprocess).preprocess, cfg.pipeline)
     key = content_key(m / "backbone.weights.h5", content_key(m / "head.weights.h5") + json.dumps(pre))[:10]
-    view = "m" if mirror.enabled(cfg.pipeline.mirror_average, read_spec(m)) else ""  # model.json only
+    view = "m" if mirror.enabled(cfg.pipeline.mirror_average, spec) else ""
     over = "".join("_" + o.strip().replace("=", "-", 1) for o in overrides).replace("/", "-").replace(" ", "")
     cache = Path(stream).with_name(f"{Path(stream).stem}_{m.resolve().name}_{key}_s{stride}{view}{over}.npz")
     labels = list(cfg.labels)

@@ -346,7 +346,10 @@ def test_model_records_how_it_downscales_large_frames_and_is_held_to_it(model_fo
     """``preprocess.downscale`` is saved resolved (a small backbone: ``area``; the full C3D: ``linear``, the Caffe
     recipe); ``auto`` loads either; a value set against the model's is refused naming the field; a model saved
     before the field existed loads under any."""
-    from realtime.modelio import model_config
+    from realtime.preprocess import config_for_model
+
+    def model_config(cfg, spec):
+        return config_for_model(cfg, spec.width, spec.preprocess)
 
     d = _copy_folder(model_folder[0], tmp_path / "m")
     raw = json.loads((d / "model.json").read_text())

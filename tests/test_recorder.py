@@ -293,18 +293,27 @@ def test_recorded_clips_are_cut_as_the_model_they_retrain_cuts_frames(tmp_path):
     """The clips are kept as 112x112 crops, so a 640x480 camera's frames must be brought down as the model in
     ``model.path`` (the bundled one by default) brings them down live: ``preprocess.downscale: auto`` is that
     model's own, a small backbone's (``area``) where there is no readable model, and a set value stays."""
+    import shutil
+
     from realtime.config import Config
+    from realtime.modelio import BUNDLED_MODEL_DIR
     from realtime.recorder import _for_retraining
 
     def mode(**dotted):
         return _for_retraining(Config().replace(**dotted)).preprocess.downscale
 
     assert mode() == "area"                                       # the bundled model: small, saved before the field
-    full = tmp_path / "full"
+    full = tmp_path / "full"    # the bundled folder's files, its model.json made a full C3D's
     full.mkdir()
-    (full / "model.json").write_text(json.dumps({"backbone": {"width": 1.0}, "preprocess": {"aspect": "stretch"}}))
+    for name in ("labels.json", "head.weights.h5"):
+        shutil.copy(BUNDLED_MODEL_DIR / name, full / name)
+    raw = json.loads((BUNDLED_MODEL_DIR / "model.json").read_text())
+    raw["backbone"]["width"] = 1.0
+    assert "downscale" not in raw["preprocess"]
+    (full / "model.json").write_text(json.dumps(raw))
     assert mode(**{"model.path": str(full)}) == "linear"          # the Sports1M C3D: the Caffe recipe
-    (full / "model.json").write_text(json.dumps({"backbone": {"width": 1.0}, "preprocess": {"downscale": "area"}}))
+    raw["preprocess"]["downscale"] = "area"
+    (full / "model.json").write_text(json.dumps(raw))
     assert mode(**{"model.path": str(full)}) == "area"            # what its model.json says
     (full / "model.json").write_text("{not json")
     assert mode(**{"model.path": str(full)}) == "area"            # broken: `gesture live` names it, recording goes on
