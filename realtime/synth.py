@@ -668,13 +668,18 @@ def _fit_in_frame(lm, ctx, margin=0.02):
 
 def _gesture_track(rng, label, ctx, p_real=0.4):
     """(lm, motion_end) for a gesture: real trajectory (p_real) or procedural."""
+    return _gesture_motion(rng, label, ctx, p_real)[:2]
+
+
+def _gesture_motion(rng, label, ctx, p_real=0.4):
+    """(lm, motion_end, source) for a gesture; source: "real" (a recorded trajectory) or "procedural"."""
     if rng.random() < p_real:
         r = _real_gesture(rng, label, ctx)
         if r is not None:
             lm, m = r
             if rng.random() < 0.85:
                 lm = _fit_in_frame(lm, ctx)
-            return lm, m
+            return lm, m, "real"
     if label == "1_Finger_Click":
         lm, m = _proc_click(rng, ctx)
     elif label == "2_Fingers_Left":
@@ -687,7 +692,7 @@ def _gesture_track(rng, label, ctx, p_real=0.4):
         raise ValueError(f"unknown gesture label {label!r}")
     if rng.random() < 0.85:  # mostly the whole performance in view; sometimes cut by the frame edge
         lm = _fit_in_frame(lm, ctx)
-    return lm, m
+    return lm, m, "procedural"
 
 
 # ---------------------------------------------------------------------------------------
@@ -1525,12 +1530,22 @@ def _transition_frames(rng, ctx, a, b):
     return max(_sec(ctx, _u(rng, 0.3, 0.7)), _sec(ctx, dist / (_u(rng, 0.3, 0.6) * ctx.W)))
 
 
+def _motion_details(lm, source: str) -> dict:
+    """What makes a gesture easy or hard to see, from its landmarks over the motion span (px): where its motion
+    came from (``real``: a recorded trajectory; ``procedural``), the hand's size (wrist to middle-finger MCP,
+    median) and how far the index fingertip travels left to right."""
+    tip = lm[:, 8, 0]
+    return {"motion": source, "palm_px": round(float(np.nanmedian(_palm_size(lm))), 2),
+            "travel_x_px": round(float(np.nanmax(tip) - np.nanmin(tip)), 2)}
+
+
 class SyntheticStream:
     """Endless procedural webcam stream: gestures separated by no_gesture stretches.
 
     ``read()`` returns the next (height, width, 3) uint8 BGR frame; ``segments`` lists
     ``(label, start_frame, end_frame_inclusive)`` of every gesture whose motion has started
-    (motion span only, the idle lead-in/out is part of the no_gesture stretch). The scene
+    (motion span only, the idle lead-in/out is part of the no_gesture stretch), and ``details`` one dict per
+    segment: its motion source, hand size and fingertip travel (:func:`_motion_details`). The scene
     (room, person, skin, lighting, hand size, handedness) changes every 20-60 s, at a cut
     between a gesture and the next no_gesture stretch."""
 
@@ -1540,7 +1555,8 @@ class SyntheticStream:
         self._rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.frame_index = 0
         self.segments: list[tuple[str, int, int]] = []
-        self._pending: list[tuple[str, int, int]] = []
+        self.details: list[dict] = []  # one per segment: how the gesture was made (see _motion_details)
+        self._pending: list[tuple[tuple[str, int, int], dict]] = []
         self._scene: _Scene | None = None
         self._scene_t0 = 0
         self._scene_end = 0
@@ -1565,7 +1581,7 @@ class SyntheticStream:
         scene, ctx = self._scene, self._scene.ctx
         t_local = self._planned - self._scene_t0
         label = GESTURES[int(rng.integers(len(GESTURES)))]
-        g, mend = _gesture_track(rng, label, ctx)
+        g, mend, source = _gesture_motion(rng, label, ctx)
         tail = int(rng.integers(0, 11))  # idle frames after the motion: part of the next gap
         g = g[:mend + 1 + tail]
         if len(g) < mend + 1 + tail:
@@ -1616,7 +1632,7 @@ class SyntheticStream:
         parts.append(_hold(rng, g[0], lead, s))
         gap = np.concatenate(parts) if parts else np.zeros((0, 21, 3))
         start = self._planned + len(gap)
-        self._pending.append((label, start, start + mend))
+        self._pending.append(((label, start, start + mend), _motion_details(g[:mend + 1], source)))
         plan = np.concatenate([gap, g])
         keep = self._lm[self.frame_index - self._buf_t0:]
         self._lm = np.concatenate([keep, plan])
@@ -1631,8 +1647,10 @@ class SyntheticStream:
             self._plan()
         t = self.frame_index
         lm = self._lm[t - self._buf_t0]
-        while self._pending and self._pending[0][1] <= t:
-            self.segments.append(self._pending.pop(0))
+        while self._pending and self._pending[0][0][1] <= t:
+            seg, det = self._pending.pop(0)
+            self.segments.append(seg)
+            self.details.append(det)
         self.frame_index += 1
         return lm
 

@@ -288,3 +288,23 @@ def test_restyled_look_seed_keeps_one_look_across_scenes_and_videos():
     assert np.abs(one5[0] - one6[0]).max() < 6              # and the same look in another video
     cuts = corner(5, None)
     assert np.abs(cuts - cuts[0]).max() > 20                # without it, a new room at a scene cut
+
+
+def test_stream_details_describe_each_gestures_motion_from_its_landmarks():
+    """``details`` (one per segment) is what the painted hand did: hand size and fingertip travel from the very
+    landmarks ``advance()`` hands to the painter, and a motion source; planning them leaves the stream as it was."""
+    st = synth.SyntheticStream(3)
+    lms = np.stack([st.advance() for _ in range(3000)])
+    assert len(st.details) == len(st.segments) >= 15
+    for (label, a, b), d in zip(st.segments, st.details):
+        if b >= len(lms):
+            continue
+        seg = lms[a : b + 1]
+        assert np.isfinite(seg).all(), (label, a, b)
+        assert d["palm_px"] == pytest.approx(float(np.median(synth._palm_size(seg))), abs=0.01)
+        assert d["travel_x_px"] == pytest.approx(float(seg[:, 8, 0].max() - seg[:, 8, 0].min()), abs=0.01)
+    assert {d["motion"] for d in st.details} == {"real", "procedural"}
+    again = synth.SyntheticStream(3)
+    for _ in range(3000):
+        again.advance()
+    assert again.segments == st.segments and again.details == st.details
