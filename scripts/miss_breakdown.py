@@ -64,12 +64,18 @@ def _bins(rows, key, edges) -> list[dict]:
     return out
 
 
+def _by(rows, key, values) -> list[dict]:
+    out = []
+    for v in values:
+        sel = [r for r in rows if r[key] == v]
+        out.append({key: v, "n": len(sel), "missed": sum(not r["matched"] for r in sel)})
+    return out
+
+
 def breakdown(rows: list[dict]) -> dict:
     swipes = [r for r in rows if r["label"] in ("2_Fingers_Left", "2_Fingers_Right")]
-    by = lambda key, vals: [{key: v, "n": len(s), "missed": sum(not r["matched"] for r in s)}  # noqa: E731
-                            for v in vals for s in [[r for r in rows if r[key] == v]]]
     return {"n": len(rows), "missed": sum(not r["matched"] for r in rows),
-            "by_label": by("label", GESTURES), "by_motion": by("motion", ("real", "procedural")),
+            "by_label": _by(rows, "label", GESTURES), "by_motion": _by(rows, "motion", ("real", "procedural")),
             "by_hand_length": _bins(rows, "hand_len", HAND_BINS),
             "swipes_by_travel": _bins(swipes, "travel", TRAVEL_BINS)}
 
