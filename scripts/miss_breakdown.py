@@ -56,25 +56,22 @@ def gestures_of(eval_json: Path, seed: int, width: int, height: int) -> list[dic
             for i, ((lab, a, b), det) in enumerate(planned)]
 
 
+def _count(sel: list[dict]) -> dict:
+    return {"n": len(sel), "missed": sum(not r["matched"] for r in sel)}
+
+
 def _bins(rows, key, edges) -> list[dict]:
-    out = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        sel = [r for r in rows if lo <= r[key] < hi]
-        out.append({"from": lo, "to": hi, "n": len(sel), "missed": sum(not r["matched"] for r in sel)})
-    return out
+    return [{"from": lo, "to": hi, **_count([r for r in rows if lo <= r[key] < hi])}
+            for lo, hi in zip(edges[:-1], edges[1:])]
 
 
 def _by(rows, key, values) -> list[dict]:
-    out = []
-    for v in values:
-        sel = [r for r in rows if r[key] == v]
-        out.append({key: v, "n": len(sel), "missed": sum(not r["matched"] for r in sel)})
-    return out
+    return [{key: v, **_count([r for r in rows if r[key] == v])} for v in values]
 
 
 def breakdown(rows: list[dict]) -> dict:
     swipes = [r for r in rows if r["label"] in ("2_Fingers_Left", "2_Fingers_Right")]
-    return {"n": len(rows), "missed": sum(not r["matched"] for r in rows),
+    return {**_count(rows),
             "by_label": _by(rows, "label", GESTURES), "by_motion": _by(rows, "motion", ("real", "procedural")),
             "by_hand_length": _bins(rows, "hand_len", HAND_BINS),
             "swipes_by_travel": _bins(swipes, "travel", TRAVEL_BINS)}
