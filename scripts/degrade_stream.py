@@ -1,0 +1,97 @@
+"""A copy of an annotated stream as a worse camera would have filmed it: darker or brighter, noisier,
+out of focus, or JPEG-compressed. Measures how far the model holds up outside the renderer's range
+(docs/ablation.md, "Session 27").
+
+Each frame, in the order a camera makes them: defocus (Gaussian blur of sigma ``--blur`` pixels), the
+scene's light scaled by ``--exposure``, sensor read noise (Gaussian, sigma ``--noise`` in 8-bit levels,
+new every frame) added, the result amplified by ``--gain`` and clipped to 0-255, then each frame
+JPEG-compressed at quality ``--jpeg`` (as an MJPEG webcam sends it). A low-light webcam is
+``--exposure 0.35 --noise 3 --gain 2.5``: the picture is as bright as before, with the noise amplified.
+The annotations IN.csv are copied to OUT.csv unchanged (the frames are the same frames).
+
+Usage: python scripts/degrade_stream.py IN.mp4 OUT.mp4 [--exposure E] [--noise S] [--gain G]
+                                        [--blur S] [--jpeg Q] [--seed N]
+"""
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+
+def degrade(frame: np.ndarray, rng: np.random.Generator, exposure=1.0, noise=0.0, gain=1.0, blur=0.0, jpeg=0):
+    """One BGR uint8 frame through the worse camera; returns a new uint8 frame of the same shape."""
+    x = cv2.GaussianBlur(frame, (0, 0), blur) if blur > 0 else frame
+    x = x.astype(np.float32) * exposure
+    if noise > 0:
+        x += rng.normal(0.0, noise, x.shape).astype(np.float32)
+    out = np.clip(x * gain, 0, 255).round().astype(np.uint8)
+    if jpeg:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg)])
+        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return out
+
+
+def _positive(name):
+    def parse(s):
+        try:
+            v = float(s)
+        except ValueError:
+            v = -1.0
+        if v < 0:
+            raise argparse.ArgumentTypeError(f"{name} {s!r}: not a number >= 0")
+        return v
+    return parse
+
+
+def _quality(s):
+    if not s.isdigit() or not 1 <= int(s) <= 100:
+        raise argparse.ArgumentTypeError(f"--jpeg {s!r}: not an integer from 1 to 100")
+    return int(s)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("src", type=Path, help="annotated stream IN.mp4 (IN.csv beside it)")
+    p.add_argument("out", type=Path, help="OUT.mp4 (OUT.csv is written beside it)")
+    p.add_argument("--exposure", type=_positive("--exposure"), default=1.0, help="scene light scale (default 1)")
+    p.add_argument("--noise", type=_positive("--noise"), default=0.0, help="read-noise sigma, 8-bit levels (default 0)")
+    p.add_argument("--gain", type=_positive("--gain"), default=1.0, help="amplification after the noise (default 1)")
+    p.add_argument("--blur", type=_positive("--blur"), default=0.0, help="defocus sigma in pixels (default 0)")
+    p.add_argument("--jpeg", type=_quality, default=0, help="JPEG quality of each frame, 1-100 (default: none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    a = p.parse_args(argv)
+    ann = a.src.with_suffix(".csv")
+    for f in (a.src, ann):
+        if not f.is_file():
+            sys.exit(f"{f}: not found")
+    cap = cv2.VideoCapture(str(a.src))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    fps, w, h = cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if n <= 0 or w <= 0:
+        sys.exit(f"{a.src}: not a readable video")
+    vw = cv2.VideoWriter(str(a.out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    if not vw.isOpened():
+        sys.exit(f"{a.out}: cannot write a video there")
+    rng = np.random.default_rng(a.seed)
+    done = 0
+    with tqdm(total=n, desc=a.out.name, unit="frame") as bar:
+        while True:
+            ok, f = cap.read()
+            if not ok:
+                break
+            vw.write(degrade(f, rng, a.exposure, a.noise, a.gain, a.blur, a.jpeg))
+            done += 1
+            bar.update()
+    vw.release()
+    cap.release()
+    shutil.copyfile(ann, a.out.with_suffix(".csv"))
+    print(f"wrote {a.out} ({done} frames) and {a.out.with_suffix('.csv')}")
+
+
+if __name__ == "__main__":
+    main()

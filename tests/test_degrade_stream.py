@@ -1,0 +1,83 @@
+"""scripts/degrade_stream.py: the worse-camera copies the robustness numbers in the docs are measured on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "degrade_stream.py"
+sys.path.insert(0, str(SCRIPT.parent))
+from degrade_stream import degrade  # noqa: E402
+
+
+def _frames(path):
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            return np.array(out)
+        out.append(f)
+
+
+def _stream(tmp_path, n=12):
+    src = tmp_path / "s.mp4"
+    vw = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 48))
+    for i in range(n):                       # a flat grey room with a bright bar moving right
+        f = np.full((48, 64, 3), 120, np.uint8)
+        f[:, 3 * i : 3 * i + 8] = 220
+        vw.write(f)
+    vw.release()
+    (tmp_path / "s.csv").write_text("label,start_frame,end_frame\nShake_Hand,2,9\n")
+    return src
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=60)
+
+
+def test_darker_noisier_copy_with_the_same_frames_and_annotations(tmp_path):
+    src = _stream(tmp_path)
+    r = _run(src, tmp_path / "dark.mp4", "--exposure", 0.5)
+    assert r.returncode == 0, r.stderr
+    a, d = _frames(src).astype(float), _frames(tmp_path / "dark.mp4").astype(float)
+    assert a.shape == d.shape == (12, 48, 64, 3)
+    assert abs(d.mean() / a.mean() - 0.5) < 0.02
+    # the bar is still where it was in every frame
+    bar = lambda f: int(np.argmax(np.convolve(f.mean(axis=(0, 2)), np.ones(8), "valid")))  # noqa: E731
+    assert [bar(f) for f in d] == [bar(f) for f in a] == [3 * i for i in range(12)]
+    assert (tmp_path / "dark.csv").read_text() == (tmp_path / "s.csv").read_text()
+
+    r = _run(src, tmp_path / "n1.mp4", "--noise", 10, "--seed", 3)
+    r2 = _run(src, tmp_path / "n2.mp4", "--noise", 10, "--seed", 3)
+    assert r.returncode == r2.returncode == 0, r.stderr + r2.stderr
+    n1, n2 = _frames(tmp_path / "n1.mp4").astype(float), _frames(tmp_path / "n2.mp4").astype(float)
+    assert np.array_equal(n1, n2)                          # one seed, one copy
+    assert 5 < np.std(n1[:, :, 40:] - a[:, :, 40:]) < 15  # noise of about the asked sigma (the codec smooths some)
+
+
+def test_low_light_keeps_the_brightness_and_amplifies_the_noise():
+    rng = np.random.default_rng(0)
+    flat = np.full((64, 64, 3), 100, np.uint8)
+    low = degrade(flat, rng, exposure=0.4, noise=3.0, gain=2.5).astype(float)
+    assert abs(low.mean() - 100) < 1.5 and 6.0 < low.std() < 9.0   # 3 levels of read noise, times 2.5
+    blurred = degrade(np.tile(np.array([0, 255], np.uint8).repeat(8), (64, 4))[..., None].repeat(3, -1), rng, blur=3)
+    assert blurred.std() < 100                                      # edges of 0/255 stripes softened
+    q = degrade(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8), rng, jpeg=10)
+    assert q.shape == (64, 64, 3) and q.dtype == np.uint8
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
+    r = _run(tmp_path / "none.mp4", tmp_path / "o.mp4")
+    assert r.returncode == 1 and r.stderr.strip() == f"{tmp_path / 'none.mp4'}: not found"
+    assert not (tmp_path / "o.mp4").exists()
+    src = _stream(tmp_path)
+    r = _run(src, tmp_path / "o.mp4", "--jpeg", 0)
+    assert r.returncode == 2 and "--jpeg '0': not an integer from 1 to 100" in r.stderr
+    r = _run(src, tmp_path / "o.mp4", "--exposure", "-1")
+    assert r.returncode == 2 and "--exposure '-1': not a number >= 0" in r.stderr
+    assert not (tmp_path / "o.mp4").exists()
