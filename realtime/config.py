@@ -46,6 +46,10 @@ class PreprocessConfig:
     # recipe; aliased at such sizes); auto = the model's own (model.json), else area for small backbones and linear
     # for the full Sports1M C3D (preprocess.for_model)
     downscale: str = field(default="auto", metadata=_rng(choices=("auto", "linear", "area")))
+    # a crop darker than this mean grey level (0-255) is brightened to it, by at most 4x, as a camera's gain would
+    # (a webcam in a dim room); 0 = off. The rendered rooms the bundled model learned from sit above it in all but
+    # a few percent of frames, where it changes nothing measurable (docs/ablation.md, "Session 27")
+    min_level: float = field(default=55.0, metadata=_rng(0, 255))
 
 
 @dataclass(frozen=True)

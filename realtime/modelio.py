@@ -162,7 +162,7 @@ def check_against_config(spec: ModelSpec, cfg: Config, where: str = "model") -> 
     want = describe(for_model(cfg.preprocess, spec.width, spec.preprocess), p)
     for k, v in want.items():
         got = spec.preprocess.get(k)
-        if k in ("aspect", "downscale") and got is None:   # saved before the field existed (the bundled model,
+        if k in ("aspect", "downscale", "min_level") and got is None:   # saved before the field existed (the bundled model,
             continue                         # trained on 320x240 4:3 frames, where both ways agree): either way
         if isinstance(v, list):  # a hand-edited model.json may hold anything here: compare, never crash
             same = isinstance(got, list) and len(got) == len(v) and all(

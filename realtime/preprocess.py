@@ -27,6 +27,9 @@ once and the ring buffer can hold compact uint8 frames:
   fire more often on it (docs/ablation.md, "Session 25"). The Sports1M C3D keeps
   the Caffe recipe (``linear``); ``auto``, the default, picks per model
   (:func:`for_model`). A 320x240 frame is resized the same either way.
+* A crop darker than ``preprocess.min_level`` (mean grey, 0-255) is brightened to it, at most
+  ``MAX_GAIN`` times (:func:`brighten`): what a camera's gain does in a dim room, which the rendered
+  rooms the bundled model learned from never were (docs/ablation.md, "Session 27").
 * :func:`to_model_input` (inference): ``(..., size, size, 3) uint8`` ->
   float32 minus the BGR channel means.
 
@@ -45,6 +48,7 @@ import numpy as np
 from .config import Config, PipelineConfig, PreprocessConfig
 from .errors import GestureError
 
+MAX_GAIN = 4.0            # preprocess.min_level brightens a dark crop by at most this much (noise grows with it)
 ASPECT_TOLERANCE = 0.02   # frames within 2% of the resize's shape are used whole (320x240 is 0.2% off 171x128)
 
 
@@ -161,10 +165,26 @@ def crop_frame(
     crop = frame[r : r + size, c : c + size]
     if flip:
         crop = crop[:, ::-1]
+    if pre.min_level > 0:
+        crop = brighten(crop, pre.min_level)
     if out is None:
         return np.ascontiguousarray(crop)
     out[...] = crop
     return out
+
+
+def brighten(crop: np.ndarray, min_level: float) -> np.ndarray:
+    """``crop`` if its mean grey level is ``min_level`` or more; else a copy brightened to it (by at most
+    ``MAX_GAIN`` times, saturating at 255), as a camera's gain would brighten a dim room (``preprocess.min_level``).
+
+    Per crop, so that training, recording and the live path do the same thing to the same frame. The bundled
+    model learned from rendered rooms whose exposure varies 0.65-1.25x; a room 4x darker than that loses it
+    a tenth of the gestures, most of which this gives back (docs/ablation.md, "Session 27").
+    """
+    m = float(crop.mean())
+    if m >= min_level:
+        return crop
+    return cv2.convertScaleAbs(np.ascontiguousarray(crop), alpha=min(min_level / max(m, 1.0), MAX_GAIN))
 
 
 def model_view(width: int, height: int, pre: PreprocessConfig | None = None, size: int = 112,
@@ -219,4 +239,5 @@ def describe(pre: PreprocessConfig, pipe: PipelineConfig) -> dict:
         "size": pipe.size,
         "aspect": pre.aspect,
         "downscale": pre.downscale,
+        "min_level": pre.min_level,
     }

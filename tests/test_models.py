@@ -369,6 +369,20 @@ def test_model_records_how_it_downscales_large_frames_and_is_held_to_it(model_fo
             "area" if mode == "auto" else mode)
 
 
+def test_model_is_held_to_the_min_level_it_was_trained_with(model_folder, tmp_path):
+    """``preprocess.min_level`` is saved beside the weights; another value is refused naming the field; a model
+    saved before the field existed (the bundled model) runs under any."""
+    d = _copy_folder(model_folder[0], tmp_path / "m")
+    raw = json.loads((d / "model.json").read_text())
+    assert raw["preprocess"]["min_level"] == 55.0
+    with pytest.raises(GestureError, match=r"'preprocess.min_level' = 55.0 disagrees with config \(0.0\).*--set"):
+        load_model(d, helpers.tiny_config(**{"preprocess.min_level": 0}))
+    del raw["preprocess"]["min_level"]
+    (d / "model.json").write_text(json.dumps(raw))
+    for level in (0, 55):
+        load_model(d, helpers.tiny_config(**{"preprocess.min_level": level}))
+
+
 @pytest.mark.parametrize("key, value", [("crop", [8, 29, 1]), ("resize", "171x128"), ("mean_bgr", [90.25, None, 1])])
 def test_model_preprocessing_malformed_is_refused_not_crashing(model_folder, tmp_path, key, value):
     d = _copy_folder(model_folder[0], tmp_path / "m")

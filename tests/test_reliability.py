@@ -399,7 +399,7 @@ def test_model_view_is_the_box_the_crop_is_cut_from(width, height, flip, aspect,
     xs, ys = np.meshgrid(np.arange(width), np.arange(height))
     # column and row / 8 in two channels (0..255 even at 1280 pixels), the third channel zero
     frame = np.stack([xs // 8, ys // 8, np.zeros_like(xs)], -1).astype(np.uint8)
-    pre = PreprocessConfig(aspect=aspect, downscale=downscale)
+    pre = PreprocessConfig(aspect=aspect, downscale=downscale, min_level=0)   # pixel values are positions here
     crop = crop_frame(frame, pre, 112, flip=flip).astype(float) * 8
     x0, y0, x1, y1 = model_view(width, height, pre, 112, flip=flip)
     tol = 8 + max(width / 171, height / 128)   # the /8 quantisation plus one resized pixel
@@ -475,6 +475,28 @@ def test_area_downscaling_averages_the_sensor_noise_that_linear_aliases_through(
 
     lin, area = noise_left(PreprocessConfig(downscale="linear")), noise_left(PreprocessConfig(downscale="area"))
     assert lin > 10 and area < 0.5 * lin, (lin, area)
+
+
+def test_min_level_brightens_a_dark_crop_as_a_camera_gain_would_and_leaves_a_lit_one():
+    """``preprocess.min_level``: a crop whose mean grey is under it is scaled up to it (at most ``MAX_GAIN`` times),
+    its picture kept; a crop at or over it is the very crop of ``min_level: 0``; mirrored sources get the same."""
+    from realtime.preprocess import MAX_GAIN, crop_frame
+
+    ys, xs = np.mgrid[0:240, 0:320]
+    lit = np.stack([100 + 60 * np.sin(xs / 20.0), 110 + 50 * np.cos(ys / 15.0), 90 + 40 * np.sin((xs + ys) / 25.0)],
+                   -1).astype(np.uint8)
+    on, off = PreprocessConfig(), PreprocessConfig(min_level=0)
+    assert on.min_level == 55
+    assert (crop_frame(lit, on) == crop_frame(lit, off)).all()
+    dark = (lit * 0.25).astype(np.uint8)
+    got, plain = crop_frame(dark, on).astype(float), crop_frame(dark, off).astype(float)
+    assert abs(got.mean() - 55) < 1.0 and plain.mean() < 30
+    assert np.corrcoef(got.ravel(), plain.ravel())[0, 1] > 0.999
+    night = (lit * 0.05).astype(np.uint8)                     # a mean near 5: the gain stops at MAX_GAIN
+    assert abs(crop_frame(night, on).mean() - MAX_GAIN * crop_frame(night, off).mean()) < 0.5
+    assert (crop_frame(dark, on, flip=True) == crop_frame(np.ascontiguousarray(dark[:, ::-1]), on)).all()
+    with pytest.raises(ConfigError, match=r"'preprocess.min_level' must be >= 0"):
+        helpers.tiny_config(**{"preprocess.min_level": -1})
 
 
 def test_downscale_auto_is_the_models_own():
