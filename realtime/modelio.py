@@ -162,8 +162,10 @@ def check_against_config(spec: ModelSpec, cfg: Config, where: str = "model") -> 
     want = describe(for_model(cfg.preprocess, spec.width, spec.preprocess), p)
     for k, v in want.items():
         got = spec.preprocess.get(k)
-        if k in ("aspect", "downscale", "min_level") and got is None:   # saved before the field existed (the bundled model,
-            continue                         # trained on 320x240 4:3 frames, where both ways agree): either way
+        # saved before the field existed (the bundled model: 320x240 4:3 frames, where both aspects and both
+        # downscales agree, and rooms lit above min_level's default, which it then almost never changes): either way
+        if k in ("aspect", "downscale", "min_level") and got is None:
+            continue
         if isinstance(v, list):  # a hand-edited model.json may hold anything here: compare, never crash
             same = isinstance(got, list) and len(got) == len(v) and all(
                 isinstance(g, (int, float)) and not isinstance(g, bool) for g in got) and np.allclose(got, v)

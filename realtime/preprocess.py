@@ -174,12 +174,13 @@ def crop_frame(
 
 
 def brighten(crop: np.ndarray, min_level: float) -> np.ndarray:
-    """``crop`` if its mean grey level is ``min_level`` or more; else a copy brightened to it (by at most
-    ``MAX_GAIN`` times, saturating at 255), as a camera's gain would brighten a dim room (``preprocess.min_level``).
+    """``crop`` if its mean grey level (the mean of its B, G and R values) is ``min_level`` or more; else a copy
+    scaled up to it (by at most ``MAX_GAIN`` times, saturating at 255), as a camera's gain would brighten a dim room
+    (``preprocess.min_level``).
 
     Per crop, so that training, recording and the live path do the same thing to the same frame. The bundled
-    model learned from rendered rooms whose exposure varies 0.65-1.25x; a room 4x darker than that loses it
-    a tenth of the gestures, most of which this gives back (docs/ablation.md, "Session 27").
+    model learned from rendered rooms whose exposure varies 0.65-1.25x; a room 4x darker than that costs it a
+    tenth of the gestures, and this gives back more than half of them (docs/ablation.md, "Session 27").
     """
     m = float(crop.mean())
     if m >= min_level:

@@ -14,13 +14,15 @@ Usage: python scripts/degrade_stream.py IN.mp4 OUT.mp4 [--exposure E] [--noise S
 """
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
-from tqdm import tqdm
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # FFmpeg quiet, as in `gesture`: our error is the one line
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 
 def degrade(frame: np.ndarray, rng: np.random.Generator, exposure=1.0, noise=0.0, gain=1.0, blur=0.0, jpeg=0):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,10 @@ import cv2
 import numpy as np
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "degrade_stream.py"
-sys.path.insert(0, str(SCRIPT.parent))
-from degrade_stream import degrade  # noqa: E402
+_spec = importlib.util.spec_from_file_location("degrade_stream", SCRIPT)
+_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_script)
+degrade = _script.degrade
 
 
 def _frames(path):
@@ -36,6 +39,11 @@ def _stream(tmp_path, n=12):
     return src
 
 
+def _bar(frame):
+    """Where the 8-pixel bright bar is: the left column of the brightest 8 columns."""
+    return int(np.argmax(np.convolve(frame.mean(axis=(0, 2)), np.ones(8), "valid")))
+
+
 def _run(*args):
     return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=60)
 
@@ -48,8 +56,7 @@ def test_darker_noisier_copy_with_the_same_frames_and_annotations(tmp_path):
     assert a.shape == d.shape == (12, 48, 64, 3)
     assert abs(d.mean() / a.mean() - 0.5) < 0.02
     # the bar is still where it was in every frame
-    bar = lambda f: int(np.argmax(np.convolve(f.mean(axis=(0, 2)), np.ones(8), "valid")))  # noqa: E731
-    assert [bar(f) for f in d] == [bar(f) for f in a] == [3 * i for i in range(12)]
+    assert [_bar(f) for f in d] == [_bar(f) for f in a] == [3 * i for i in range(12)]
     assert (tmp_path / "dark.csv").read_text() == (tmp_path / "s.csv").read_text()
 
     r = _run(src, tmp_path / "n1.mp4", "--noise", 10, "--seed", 3)
@@ -75,6 +82,10 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     r = _run(tmp_path / "none.mp4", tmp_path / "o.mp4")
     assert r.returncode == 1 and r.stderr.strip() == f"{tmp_path / 'none.mp4'}: not found"
     assert not (tmp_path / "o.mp4").exists()
+    (tmp_path / "junk.mp4").write_bytes(b"not a video")
+    (tmp_path / "junk.csv").write_text("label,start_frame,end_frame\n")
+    r = _run(tmp_path / "junk.mp4", tmp_path / "o.mp4")
+    assert r.returncode == 1 and r.stderr.strip() == f"{tmp_path / 'junk.mp4'}: not a readable video"
     src = _stream(tmp_path)
     r = _run(src, tmp_path / "o.mp4", "--jpeg", 0)
     assert r.returncode == 2 and "--jpeg '0': not an integer from 1 to 100" in r.stderr
