@@ -1,16 +1,18 @@
 """A copy of an annotated stream as a worse camera would have filmed it: darker or brighter, noisier,
-out of focus, or JPEG-compressed. Measures how far the model holds up outside the renderer's range
+out of focus, JPEG-compressed, or under flickering light. Measures how far the model holds up outside the renderer's range
 (docs/ablation.md, "Session 27").
 
 Each frame, in the order a camera makes them: defocus (Gaussian blur of sigma ``--blur`` pixels), the
-scene's light scaled by ``--exposure``, sensor read noise (Gaussian, sigma ``--noise`` in 8-bit levels,
+scene's light scaled by ``--exposure`` (and, with ``--flicker A``, by 1 + A cos(2 pi 100 t) at the time t each
+row is read: LED or fluorescent light on 50 Hz mains seen by a rolling shutter that reads the frame top to
+bottom in 25 ms, as dark bands rolling up the picture), sensor read noise (Gaussian, sigma ``--noise`` in 8-bit levels,
 new every frame) added, the result amplified by ``--gain`` and clipped to 0-255, then each frame
 JPEG-compressed at quality ``--jpeg`` (as an MJPEG webcam sends it). A low-light webcam is
 ``--exposure 0.35 --noise 3 --gain 2.5``: the picture is as bright as before, with the noise amplified.
 The annotations IN.csv are copied to OUT.csv unchanged (the frames are the same frames).
 
 Usage: python scripts/degrade_stream.py IN.mp4 OUT.mp4 [--exposure E] [--noise S] [--gain G]
-                                        [--blur S] [--jpeg Q] [--seed N]
+                                        [--blur S] [--jpeg Q] [--flicker A] [--seed N]
 """
 
 import argparse
@@ -25,10 +27,18 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 
-def degrade(frame: np.ndarray, rng: np.random.Generator, exposure=1.0, noise=0.0, gain=1.0, blur=0.0, jpeg=0):
-    """One BGR uint8 frame through the worse camera; returns a new uint8 frame of the same shape."""
+LIGHT_HZ = 100.0     # the light's flicker: twice the mains frequency (50 Hz)
+READOUT_S = 0.025    # a rolling shutter's time from the top row to the bottom one
+
+
+def degrade(frame: np.ndarray, rng: np.random.Generator, exposure=1.0, noise=0.0, gain=1.0, blur=0.0, jpeg=0,
+            flicker=0.0, t=0.0):
+    """One BGR uint8 frame (taken at ``t`` seconds) through the worse camera; a new uint8 frame of the same shape."""
     x = cv2.GaussianBlur(frame, (0, 0), blur) if blur > 0 else frame
     x = x.astype(np.float32) * exposure
+    if flicker > 0:
+        rows = t + READOUT_S * np.arange(x.shape[0], dtype=np.float32) / x.shape[0]
+        x *= (1.0 + flicker * np.cos(2 * np.pi * LIGHT_HZ * rows))[:, None, None]
     if noise > 0:
         x += rng.normal(0.0, noise, x.shape).astype(np.float32)
     out = np.clip(x * gain, 0, 255).round().astype(np.uint8)
@@ -65,6 +75,8 @@ def main(argv=None):
     p.add_argument("--gain", type=_positive("--gain"), default=1.0, help="amplification after the noise (default 1)")
     p.add_argument("--blur", type=_positive("--blur"), default=0.0, help="defocus sigma in pixels (default 0)")
     p.add_argument("--jpeg", type=_quality, default=0, help="JPEG quality of each frame, 1-100 (default: none)")
+    p.add_argument("--flicker", type=_positive("--flicker"), default=0.0,
+                   help="depth of the 100 Hz light flicker a rolling shutter sees as rolling bands, e.g. 0.1 (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     a = p.parse_args(argv)
     ann = a.src.with_suffix(".csv")
@@ -86,7 +98,7 @@ def main(argv=None):
             ok, f = cap.read()
             if not ok:
                 break
-            vw.write(degrade(f, rng, a.exposure, a.noise, a.gain, a.blur, a.jpeg))
+            vw.write(degrade(f, rng, a.exposure, a.noise, a.gain, a.blur, a.jpeg, a.flicker, done / fps))
             done += 1
             bar.update()
     vw.release()

@@ -78,6 +78,20 @@ def test_low_light_keeps_the_brightness_and_amplifies_the_noise():
     assert q.shape == (64, 64, 3) and q.dtype == np.uint8
 
 
+def test_flickering_light_is_bands_that_roll_from_frame_to_frame():
+    """``--flicker 0.1``: a flat wall under 100 Hz light read by a rolling shutter: rows 10% brighter and darker in
+    bands (2.5 light cycles over the 25 ms readout), at other rows in the next frame 1/30 s later."""
+    rng = np.random.default_rng(0)
+    flat = np.full((240, 320, 3), 100, np.uint8)
+    first, second = (degrade(flat, rng, flicker=0.1, t=t).mean(axis=(1, 2)) for t in (0.0, 1 / 30))
+    assert 108 < first.max() <= 110.5 and 89.5 <= first.min() < 92 and abs(first.mean() - 100) < 1
+    side = np.sign(first - 100)
+    crossings = np.count_nonzero(np.diff(side[side != 0]))        # rows rounded to 100 exactly on neither side
+    assert 4 <= crossings <= 6                                      # 2.5 cycles down the frame
+    assert np.abs(first - second).max() > 10                        # the bands moved
+    assert (degrade(flat, rng, flicker=0.0, t=0.3) == flat).all()   # no flicker, no change
+
+
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     r = _run(tmp_path / "none.mp4", tmp_path / "o.mp4")
     assert r.returncode == 1 and r.stderr.strip() == f"{tmp_path / 'none.mp4'}: not found"
