@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import Config
+from .deflicker import Deflicker
 from .engine import Event, InferenceEngine, InferenceWorker, Prediction, Stats
 from .framerate import FrameRateAdapter
 from .modelio import LoadedModel
@@ -74,6 +75,7 @@ class CaptureThread(threading.Thread):
         self.ring_id = 0        # frames committed to the ring through the adapter (model frames)
         self.lost_count = 0
         self._scratch = np.empty((cfg.pipeline.size, cfg.pipeline.size, 3), np.uint8)
+        self.deflicker = Deflicker() if cfg.capture.deflicker else None
 
     def run(self) -> None:
         try:
@@ -123,11 +125,15 @@ class CaptureThread(threading.Thread):
                     return
                 t0 = time.perf_counter()
                 crop_frame(image, pre, size, out=slot, source=f"{self.source.name} frame {fid}", flip=flip)
+                if self.deflicker is not None:
+                    self.deflicker.apply(slot)
                 self.stats.add("preprocess", time.perf_counter() - t0)
                 self.ring.commit(fid, t)
             else:
                 t0 = time.perf_counter()
                 crop_frame(image, pre, size, out=self._scratch, source=f"{self.source.name} frame {fid}", flip=flip)
+                if self.deflicker is not None:
+                    self.deflicker.apply(self._scratch)
                 mt = self.source.media_time
                 clock = t if self.source.live else (mt if mt is not None else fid / self.source.fps)
                 frames = self.adapter.push(self._scratch, clock)

@@ -420,9 +420,10 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
     """Record ``count`` clips of ``frames`` frames from an opened ``source`` into ``dataset_dir``.
 
     Before each clip: a ``countdown_s`` countdown (3-2-1) on screen (``show``) or printed.
-    Frames are cropped with :func:`realtime.preprocess.crop_frame` and stored as
-    ``(frames, size, size, 3)`` crops. ``q``/Esc in the window, or closing it, stops early.
+    Frames are cropped with :func:`realtime.preprocess.crop_frame` (and rid of rolling light bands,
+    ``capture.deflicker``, as the live path does) and stored as ``(frames, size, size, 3)`` crops. ``q``/Esc in the window, or closing it, stops early.
     """
+    from .deflicker import Deflicker
     from .preprocess import crop_frame
 
     stream = stream or sys.stdout
@@ -437,6 +438,8 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
         return f
 
     guard = None
+    # as the live path cuts them (capture.deflicker): one running average over the session, kept warm in countdowns
+    deflicker = Deflicker() if cfg.capture.deflicker else None
 
     def show_frame(img) -> bool:
         cv2.imshow(WINDOW, img)
@@ -462,6 +465,8 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
                         last = sec
                     # Keep reading so a camera's buffer holds no stale frames when recording starts.
                     image = next_frame("during the countdown")
+                    if deflicker is not None:
+                        deflicker.row_gains(crop_frame(image, pre, size, source=source.name, flip=cfg.capture.mirrored))
                     if show and not show_frame(_draw_record(image, n, count, label, str(sec), None, mirror, cfg)):
                         return written
                     if not source.paced:
@@ -471,6 +476,8 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
             for i in range(frames):
                 image = next_frame("while recording")
                 crop_frame(image, pre, size, out=clip[i], source=f"{source.name}", flip=cfg.capture.mirrored)
+                if deflicker is not None:
+                    deflicker.apply(clip[i])
                 if show and (i % 2 == 0 or i == frames - 1):
                     img = _draw_record(image, n, count, label, "recording", (i + 1) / frames, mirror, cfg)
                     if not show_frame(img):

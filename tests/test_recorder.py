@@ -340,6 +340,32 @@ def test_gesture_record_mirrored_source_saves_what_the_model_sees(tmp_path):
     assert np.abs(saved["as_is"] - saved["camera"]).mean() > 20    # the mirror image is not what was saved
 
 
+@pytest.mark.timeout(180)
+def test_gesture_record_with_deflicker_saves_the_crops_without_the_light_bands(tmp_path):
+    """``--set capture.deflicker=true``: a video under rolling light bands (10% deep) is saved as the live path
+    would show it to the model, the bands divided out once its running average has a few frames."""
+    from realtime.cli import main
+
+    video, frames = helpers.write_video(tmp_path / "cam.avi", n=40, width=320, height=240)
+    rows = np.arange(len(frames))[:, None] / 30.0 + 0.025 * np.arange(240)[None, :] / 240
+    banded = helpers.write_frames(tmp_path / "banded.avi", np.clip(
+        frames * (1 + 0.1 * np.cos(2 * np.pi * 100 * rows))[:, :, None, None], 0, 255).astype(np.uint8))
+    saved = {}
+    for name, src, flags in (("clean", video, []), ("banded", banded, []),
+                             ("fixed", banded, ["--set", "capture.deflicker=true"])):
+        out = tmp_path / name
+        assert main(["record", "--label", "Shake_Hand", "--count", "1", "--seconds", "1", "--source", str(src),
+                     "--out", str(out), "--headless", *flags]) == 0
+        (row,) = check_dataset(out)
+        saved[name] = helpers.read_video_frames(out / row["file_path"]).astype(float)[15:]
+
+    def ripple(clip):   # the largest row-mean gain against the clean clip's, over the settled frames
+        return float(np.abs((clip.mean(axis=(2, 3)) + 4) / (saved["clean"].mean(axis=(2, 3)) + 4) - 1).max())
+
+    assert ripple(saved["banded"]) > 0.08 and ripple(saved["fixed"]) < 0.5 * ripple(saved["banded"]), (
+        ripple(saved["banded"]), ripple(saved["fixed"]))
+
+
 @pytest.mark.timeout(120)
 def test_gesture_record_errors_are_one_line(tmp_path, capsys):
     from realtime.cli import main

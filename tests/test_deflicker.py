@@ -1,0 +1,66 @@
+"""realtime/deflicker.py: rolling light bands divided out of the crops, a picture without them left alone."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from realtime.deflicker import Deflicker
+
+
+def _scene(t: int) -> np.ndarray:
+    """A textured room with a bright 'hand' (a 20x30 block) moving right 2 pixels a frame, ``(112, 112, 3) uint8``."""
+    ys, xs = np.mgrid[0:112, 0:112]
+    room = 90 + 40 * np.sin(xs / 9.0) * np.cos(ys / 13.0)
+    room[40:70, 10 + 2 * t : 30 + 2 * t] = 200
+    return np.repeat(room[..., None], 3, -1).astype(np.uint8)
+
+
+def _bands(t: int, depth: float) -> np.ndarray:
+    """Row gains of 100 Hz light read by a 25 ms rolling shutter, frame ``t`` at 30 fps."""
+    rows = t / 30 + 0.025 * np.arange(112) / 112
+    return 1 + depth * np.cos(2 * np.pi * 100 * rows)
+
+
+def _row_ripple(crop: np.ndarray, clean: np.ndarray) -> float:
+    """How far the crop's rows are from the clean picture's, as a gain: max |row mean ratio - 1| off the hand."""
+    a = crop[:, 60:].astype(float).mean(axis=(1, 2)) + 4
+    b = clean[:, 60:].astype(float).mean(axis=(1, 2)) + 4
+    return float(np.abs(a / b - 1).max())
+
+
+def test_rolling_bands_are_taken_out_after_a_few_frames():
+    d = Deflicker()
+    ripple_in, ripple_out = [], []
+    for t in range(30):
+        clean = _scene(t)
+        banded = np.clip(clean * _bands(t, 0.1)[:, None, None], 0, 255).astype(np.uint8)
+        ripple_in.append(_row_ripple(banded, clean))
+        ripple_out.append(_row_ripple(d.apply(banded.copy()), clean))
+    assert min(ripple_in[10:]) > 0.08
+    # a tenth-deep band down to under half: what is left is the running average's own trace of the bands
+    # (about an eighth of them) and their smoothing over rows
+    assert max(ripple_out[10:]) < 0.05 and np.mean(ripple_out[10:]) < 0.04, ripple_out
+
+
+def test_a_picture_without_bands_is_left_as_it_is_and_its_motion_kept():
+    d = Deflicker()
+    out = []
+    for t in range(30):
+        clean = _scene(t)
+        got = d.apply(clean.copy())
+        assert _row_ripple(got, clean) < 0.02
+        assert np.abs(got.astype(int) - clean).max() <= 12
+        out.append(got)
+    # the hand still moves 2 pixels a frame: the frame difference is where the block's edges are
+    diff = np.abs(out[20].astype(int) - out[19]).mean(axis=2)
+    cols = np.nonzero(diff[40:70].mean(axis=0) > 50)[0]
+    assert set(cols) <= {48, 49, 68, 69} and len(cols) >= 2, cols
+
+
+def test_reset_starts_the_running_average_again():
+    d = Deflicker()
+    for t in range(5):
+        d.apply(_scene(t))
+    d.reset()
+    dark = (_scene(0) // 2).astype(np.uint8)
+    assert np.allclose(d.row_gains(dark), 1.0)   # the first crop after a reset is its own reference
