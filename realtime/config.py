@@ -77,9 +77,8 @@ class CaptureConfig:
     fps: float = field(default=30.0, metadata=_rng(1, 240))
     resample: str = field(default="flow", metadata=_rng(choices=("flow", "linear", "nearest", "off")))
     mirrored: bool = False  # the source is a mirror image (a selfie-view recording): flipped back before the model
-    # rolling light bands (LED/fluorescent light on 50 Hz mains, a rolling shutter) divided out of each crop; off by
-    # default: on rendered streams without bands it also acts after scene cuts and fired more (docs/ablation.md, s. 27)
-    deflicker: bool = False
+    # rolling light bands (LED/fluorescent light on 50 Hz mains, a rolling shutter) divided out of each crop
+    deflicker: bool = True
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ streams with bands 10% deep the bundled model matched a quarter of the gestures 
 The bands are a gain per row, the same all along the row. Each crop is compared with a running average of
 the crops before it (in which rolling bands average out): the row's gain is the median, along the row, of
 the ratio of the two (a hand covers less than half of most rows, and moves less from one frame to the next
-than the bands do), smoothed over neighbouring rows; the crop is divided by it. A picture without bands
-gets gains within a few percent of 1, except for a few frames after the picture changes at once (a cut
-between the renderer's scenes, a light switched on), when the running average is stale. That is why it is
-off by default: on six rendered validation streams without bands it took the false events from 11 to 16
-(matched 786 -> 785); with bands 10% deep, 0.244 -> 0.873 Levenshtein accuracy, and 3% deep, 0.863 -> 0.911.
+than the bands do), divided by their median over the rows (bands only: a change of the whole picture's
+brightness is the picture's), smoothed over neighbouring rows; the crop is divided by it. A crop far from the
+running average (a cut, a light switched on) starts it again instead: without that, a stale average after
+the renderer's scene cuts moved row gains a third off 1 on band-free streams, and the six validation
+streams fired 16 times against 11 (docs/ablation.md, "Session 27"). With the reset,
+786 matched and 12 false against 786 and 11; with bands 10% deep, 0.244 -> 0.866 Levenshtein accuracy.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ ALPHA = 0.2        # weight of the newest crop in the running average (about 5 f
 OFFSET = 4.0       # added to both sides of the ratio, so that black pixels do not divide by zero
 ROW_SIGMA = 3.0    # Gaussian smoothing of the row gains, in rows (bands are tens of rows apart)
 MAX_DEPTH = 0.5    # gains kept within 1 -+ this: never more than a flicker could do
+CUT = 0.15         # a crop this far from the running average (mean |difference| / its mean) starts it again
 
 
 class Deflicker:
@@ -43,11 +45,12 @@ class Deflicker:
         """``(H,)`` the light's gain on each row of ``crop`` (``(H, W, 3) uint8``) against the running average,
         which this updates."""
         grey = crop.mean(axis=2, dtype=np.float32) + OFFSET
-        if self._ref is None:
-            self._ref = grey
+        if self._ref is None or float(np.abs(grey - self._ref).mean()) > CUT * float(self._ref.mean()):
+            self._ref = grey    # the first crop, or a cut: nothing to compare with yet
         else:
             self._ref += ALPHA * (grey - self._ref)
         g = np.median(grey / self._ref, axis=1).astype(np.float32)
+        g /= np.median(g)       # bands only: a change of the whole picture's brightness is left to the picture
         g = cv2.GaussianBlur(g[:, None], (1, 0), 0, sigmaY=ROW_SIGMA).ravel()
         return np.clip(g, 1.0 - MAX_DEPTH, 1.0 + MAX_DEPTH)
 

@@ -64,3 +64,15 @@ def test_reset_starts_the_running_average_again():
     d.reset()
     dark = (_scene(0) // 2).astype(np.uint8)
     assert np.allclose(d.row_gains(dark), 1.0)   # the first crop after a reset is its own reference
+
+
+def test_a_cut_or_a_light_switched_on_is_not_taken_for_bands():
+    """A new scene (a cut) starts the running average again, and a whole picture getting brighter is the
+    picture's own: neither is divided out."""
+    d = Deflicker()
+    for t in range(10):
+        d.apply(_scene(t))
+    other = np.ascontiguousarray(_scene(10)[::-1, ::-1])     # another room: far from the running average
+    assert np.allclose(d.row_gains(other), 1.0)
+    brighter = np.clip(_scene(11).astype(float) * 1.1, 0, 255).astype(np.uint8)
+    assert np.abs(d.row_gains(brighter) - 1.0).max() < 0.02
