@@ -24,7 +24,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-ALPHA = 0.2        # weight of the newest crop in the running average (about 5 frames: 1.5 rolls of the bands)
+ALPHA = 0.2        # weight of the newest crop in the running average (about 5 frames, in which the bands move on
+                   # by more than their own spacing)
 OFFSET = 4.0       # added to both sides of the ratio, so that black pixels do not divide by zero
 ROW_SIGMA = 3.0    # Gaussian smoothing of the row gains, in rows (bands are tens of rows apart)
 MAX_DEPTH = 0.5    # gains kept within 1 -+ this: never more than a flicker could do

@@ -92,6 +92,8 @@ class CaptureThread(threading.Thread):
                 frame = self.source.read()
                 if self.stats.status == "camera lost":
                     self.stats.status = "running"
+                    if self.deflicker is not None:   # the camera is back: what it shows now is not what it showed
+                        self.deflicker.reset()
                 return frame
             except SourceLost:
                 if not self.source.live:

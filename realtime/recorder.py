@@ -421,7 +421,8 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
 
     Before each clip: a ``countdown_s`` countdown (3-2-1) on screen (``show``) or printed.
     Frames are cropped with :func:`realtime.preprocess.crop_frame` (and rid of rolling light bands,
-    ``capture.deflicker``, as the live path does) and stored as ``(frames, size, size, 3)`` crops. ``q``/Esc in the window, or closing it, stops early.
+    ``capture.deflicker``, as the live path does) and stored as ``(frames, size, size, 3)`` crops.
+    ``q``/Esc in the window, or closing it, stops early.
     """
     from .deflicker import Deflicker
     from .preprocess import crop_frame

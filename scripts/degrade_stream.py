@@ -1,13 +1,13 @@
-"""A copy of an annotated stream as a worse camera would have filmed it: darker or brighter, noisier,
-out of focus, JPEG-compressed, or under flickering light. Measures how far the model holds up outside the renderer's range
-(docs/ablation.md, "Session 27").
+"""A copy of an annotated stream as a worse camera would have filmed it: darker or brighter, noisier, out of
+focus, JPEG-compressed, or under flickering light. Measures how far the model holds up outside the renderer's
+range (docs/ablation.md, "Session 27").
 
 Each frame, in the order a camera makes them: defocus (Gaussian blur of sigma ``--blur`` pixels), the
-scene's light scaled by ``--exposure`` (and, with ``--flicker A``, by 1 + A cos(2 pi 100 t) at the time t each
-row is read: LED or fluorescent light on 50 Hz mains seen by a rolling shutter that reads the frame top to
-bottom in 25 ms, as dark bands rolling up the picture), sensor read noise (Gaussian, sigma ``--noise`` in 8-bit levels,
-new every frame) added, the result amplified by ``--gain`` and clipped to 0-255, then each frame
-JPEG-compressed at quality ``--jpeg`` (as an MJPEG webcam sends it). A low-light webcam is
+scene's light scaled by ``--exposure`` (and, with ``--flicker A``, by 1 + A cos(2 pi 100 t) at the time t
+each row is read: LED or fluorescent light on 50 Hz mains seen by a rolling shutter that reads the frame
+top to bottom in 25 ms, as dark bands rolling through the picture), sensor read noise (Gaussian, sigma
+``--noise`` in 8-bit levels, new every frame) added, the result amplified by ``--gain`` and clipped to
+0-255, then each frame JPEG-compressed at quality ``--jpeg`` (as an MJPEG webcam sends it). A low-light webcam is
 ``--exposure 0.35 --noise 3 --gain 2.5``: the picture is as bright as before, with the noise amplified.
 The annotations IN.csv are copied to OUT.csv unchanged (the frames are the same frames).
 
@@ -76,7 +76,7 @@ def main(argv=None):
     p.add_argument("--blur", type=_positive("--blur"), default=0.0, help="defocus sigma in pixels (default 0)")
     p.add_argument("--jpeg", type=_quality, default=0, help="JPEG quality of each frame, 1-100 (default: none)")
     p.add_argument("--flicker", type=_positive("--flicker"), default=0.0,
-                   help="depth of the 100 Hz light flicker a rolling shutter sees as rolling bands, e.g. 0.1 (default 0)")
+                   help="depth of the 100 Hz flicker a rolling shutter sees as rolling bands, e.g. 0.1 (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     a = p.parse_args(argv)
     ann = a.src.with_suffix(".csv")
@@ -85,7 +85,8 @@ def main(argv=None):
             sys.exit(f"{f}: not found")
     cap = cv2.VideoCapture(str(a.src))
     n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    fps, w, h = cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     if n <= 0 or w <= 0:
         sys.exit(f"{a.src}: not a readable video")
     vw = cv2.VideoWriter(str(a.out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
