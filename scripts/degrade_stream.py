@@ -26,6 +26,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from realtime.cli import _at_least, _real  # noqa: E402
+
 
 LIGHT_HZ = 100.0     # the light's flicker: twice the mains frequency (50 Hz)
 READOUT_S = 0.025    # a rolling shutter's time from the top row to the bottom one
@@ -48,34 +50,20 @@ def degrade(frame: np.ndarray, rng: np.random.Generator, exposure=1.0, noise=0.0
     return out
 
 
-def _positive(name):
-    def parse(s):
-        try:
-            v = float(s)
-        except ValueError:
-            v = -1.0
-        if v < 0:
-            raise argparse.ArgumentTypeError(f"{name} {s!r}: not a number >= 0")
-        return v
-    return parse
-
-
-def _quality(s):
-    if not s.isdigit() or not 1 <= int(s) <= 100:
-        raise argparse.ArgumentTypeError(f"--jpeg {s!r}: not an integer from 1 to 100")
-    return int(s)
+_level = _real("a number >= 0", lambda v: 0.0 <= v < float("inf"))   # the `gesture` command's own flag types
+_quality = _at_least(1, 100)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("src", type=Path, help="annotated stream IN.mp4 (IN.csv beside it)")
     p.add_argument("out", type=Path, help="OUT.mp4 (OUT.csv is written beside it)")
-    p.add_argument("--exposure", type=_positive("--exposure"), default=1.0, help="scene light scale (default 1)")
-    p.add_argument("--noise", type=_positive("--noise"), default=0.0, help="read-noise sigma, 8-bit levels (default 0)")
-    p.add_argument("--gain", type=_positive("--gain"), default=1.0, help="amplification after the noise (default 1)")
-    p.add_argument("--blur", type=_positive("--blur"), default=0.0, help="defocus sigma in pixels (default 0)")
+    p.add_argument("--exposure", type=_level, default=1.0, help="scene light scale (default 1)")
+    p.add_argument("--noise", type=_level, default=0.0, help="read-noise sigma, 8-bit levels (default 0)")
+    p.add_argument("--gain", type=_level, default=1.0, help="amplification after the noise (default 1)")
+    p.add_argument("--blur", type=_level, default=0.0, help="defocus sigma in pixels (default 0)")
     p.add_argument("--jpeg", type=_quality, default=0, help="JPEG quality of each frame, 1-100 (default: none)")
-    p.add_argument("--flicker", type=_positive("--flicker"), default=0.0,
+    p.add_argument("--flicker", type=_level, default=0.0,
                    help="depth of the 100 Hz flicker a rolling shutter sees as rolling bands, e.g. 0.1 (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     a = p.parse_args(argv)

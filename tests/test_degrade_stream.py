@@ -102,7 +102,8 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     assert r.returncode == 1 and r.stderr.strip() == f"{tmp_path / 'junk.mp4'}: not a readable video"
     src = _stream(tmp_path)
     r = _run(src, tmp_path / "o.mp4", "--jpeg", 0)
-    assert r.returncode == 2 and "--jpeg '0': not an integer from 1 to 100" in r.stderr
-    r = _run(src, tmp_path / "o.mp4", "--exposure", "-1")
-    assert r.returncode == 2 and "--exposure '-1': not a number >= 0" in r.stderr
+    assert r.returncode == 2 and "argument --jpeg: expected a whole number from 1 to 100, got '0'" in r.stderr
+    for bad in ("-1", "nan", "inf"):
+        r = _run(src, tmp_path / "o.mp4", "--exposure", bad)
+        assert r.returncode == 2 and f"argument --exposure: expected a number >= 0, got '{bad}'" in r.stderr
     assert not (tmp_path / "o.mp4").exists()
