@@ -92,6 +92,44 @@ def test_flickering_light_is_bands_that_roll_from_frame_to_frame():
     assert (degrade(flat, rng, flicker=0.0, t=0.3) == flat).all()   # no flicker, no change
 
 
+def test_sixty_hertz_mains_bands_stand_still():
+    """``--light-hz 120``: 120 Hz light is 4 whole cycles a frame at 30 fps, so the bands are in the same rows in
+    every frame (3 cycles down the frame)."""
+    rng = np.random.default_rng(0)
+    flat = np.full((240, 320, 3), 100, np.uint8)
+    first, second = (degrade(flat, rng, flicker=0.1, t=t, light_hz=120.0).mean(axis=(1, 2)) for t in (0.0, 1 / 30))
+    assert first.max() > 108 and first.min() < 92
+    assert np.abs(first - second).max() <= 1                      # standing still
+    side = np.sign(first - 100)
+    assert 5 <= np.count_nonzero(np.diff(side[side != 0])) <= 7
+
+
+def test_white_balance_and_a_hunting_exposure():
+    rng = np.random.default_rng(0)
+    flat = np.full((8, 8, 3), 100, np.uint8)
+    warm = degrade(flat, rng, tint=(0.65, 1.0, 1.3))
+    assert warm[0, 0].tolist() == [65, 100, 130]                  # B, G, R
+    levels = [degrade(flat, rng, ae=0.3, t=t).mean() for t in (0.0, 0.75, 1.5, 2.25)]  # every quarter swing of 3 s
+    assert [round(v) for v in levels] == [100, 130, 100, 70]
+
+
+def test_camera_shake_moves_the_picture_smoothly(tmp_path):
+    """``--shake P``: the picture is moved, not changed; the offset is about P pixels rms and changes a little
+    from one frame to the next (a wobble, not a jump); one seed, one wobble."""
+    xy = _script.shake(4.0, 30.0, 3000, np.random.default_rng(5))
+    assert xy.shape == (3000, 2) and abs(np.sqrt((xy ** 2).sum(axis=1).mean()) - 4.0) < 1e-6
+    assert np.abs(np.diff(xy, axis=0)).max() < 2.4 < 8.0 < np.abs(xy).max()   # a wobble, not jumps
+    bar = np.full((48, 64, 3), 120, np.uint8)
+    bar[:, 20:28] = 220
+    moved = degrade(bar, np.random.default_rng(0), offset=(5.0, -2.0))
+    assert _bar(moved) == 25 and moved.shape == bar.shape
+    src = _stream(tmp_path)
+    runs = [_run(src, tmp_path / f"k{i}.mp4", "--shake", 3, "--seed", 2) for i in (1, 2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr
+    k1, k2 = _frames(tmp_path / "k1.mp4"), _frames(tmp_path / "k2.mp4")
+    assert np.array_equal(k1, k2) and not np.array_equal(k1, _frames(src))
+
+
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     r = _run(tmp_path / "none.mp4", tmp_path / "o.mp4")
     assert r.returncode == 1 and r.stderr.strip() == f"{tmp_path / 'none.mp4'}: not found"
@@ -106,4 +144,8 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     for bad in ("-1", "nan", "inf"):
         r = _run(src, tmp_path / "o.mp4", "--exposure", bad)
         assert r.returncode == 2 and f"argument --exposure: expected a number >= 0, got '{bad}'" in r.stderr
+    r = _run(src, tmp_path / "o.mp4", "--tint", "1,1")
+    assert r.returncode == 2 and "argument --tint: three gains B,G,R, got '1,1'" in r.stderr
+    r = _run(src, tmp_path / "o.mp4", "--light-hz", "0")
+    assert r.returncode == 2 and "argument --light-hz: expected a frequency > 0, got '0'" in r.stderr
     assert not (tmp_path / "o.mp4").exists()
