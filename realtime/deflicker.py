@@ -37,6 +37,7 @@ class Deflicker:
 
     def __init__(self) -> None:
         self._ref: np.ndarray | None = None
+        self.gains: np.ndarray | None = None    # the row gains the last ``apply`` divided out (light.LightMeter reads them)
 
     def reset(self) -> None:
         """Forget the running average (a new source, or a cut: the next crop starts it again)."""
@@ -57,6 +58,6 @@ class Deflicker:
 
     def apply(self, crop: np.ndarray) -> np.ndarray:
         """Divide each row of ``crop`` (uint8, changed in place and returned) by its gain."""
-        g = self.row_gains(crop)
+        g = self.gains = self.row_gains(crop)
         crop[...] = np.clip(crop / g[:, None, None], 0, 255).round().astype(np.uint8)
         return crop

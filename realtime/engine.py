@@ -111,6 +111,7 @@ class Stats:
         self.events = 0
         self.skipped_frames = 0
         self.status = "starting"
+        self.light = None   # the capture thread's light.LightState for the latest frame (None before the first)
 
     def add(self, stage: str, seconds: float, n: int = 1) -> None:
         with self._lock:
@@ -150,6 +151,7 @@ class Stats:
                 "latency_p95_ms": q(self.latency, 95),
                 "stages_ms": {s: {"median": q(v, 50), "p95": q(v, 95)} for s, v in self.times.items()},
                 "status": self.status,
+                "light": self.light,
             }
 
 

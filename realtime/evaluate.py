@@ -251,6 +251,9 @@ def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path 
     bar = ProgressSink(src.frame_count, f"playing {stream.name}")
     pipe = Pipeline(src, model, cfg, sinks=[log, bar] if log else [bar])
     pipe.run()
+    light = pipe.capture.meter.summary()
+    if light:   # a dark room or light bands: the scores below are partly the light's
+        print(f"note: {stream}: {light}", file=sys.stderr)
     events = [e.to_json() for e in pipe.events]
     if gestures is not None:
         gestures = fit_to_video(gestures, pipe.stats.frames, ann)
@@ -265,6 +268,7 @@ def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path 
     res["frames"] = pipe.stats.frames
     res["source_fps"] = float(src.fps)
     res["model_fps"] = float(pipe.frame_rate)  # differs when the stream was resampled (realtime.framerate)
+    res["light_frames"] = dict(pipe.capture.meter.counts)   # frames the light was ok, dim, too dark, flickering
     # what happened when, on the video's own clock (deterministic, unlike the engine's monotonic times)
     res["events"] = [{"label": e["label"], "frame_id": e["frame_id"], "time_s": round(e["frame_id"] / src.fps, 3),
                       "confidence": e["confidence"]} for e in events]

@@ -497,16 +497,20 @@ class OverlayApp:
         dropped = getattr(self.pipeline, "dropped_frames", 0) if self.pipeline is not None else 0
         ad = getattr(self.pipeline, "adapter", None)
         to = f" -> {self.pipeline.frame_rate:g}" if ad is not None and ad.resampling else ""
+        light = s.get("light")
         rows = [
-            ("capture", f"{s.get('capture_fps', 0.0):.1f} fps{to}"),
-            ("inference", f"{s.get('clips_per_s', 0.0):.1f} clips/s"),
-            ("latency", "-" if np.isnan(lat) else f"{lat:.0f} ms (p95 {p95:.0f})"),
-            ("dropped", f"{dropped} frames"),
+            ("capture", f"{s.get('capture_fps', 0.0):.1f} fps{to}", WHITE),
+            ("inference", f"{s.get('clips_per_s', 0.0):.1f} clips/s", WHITE),
+            ("latency", "-" if np.isnan(lat) else f"{lat:.0f} ms (p95 {p95:.0f})", WHITE),
+            ("dropped", f"{dropped} frames", RED if dropped else WHITE),
+            ("light", light.text if light is not None else "-",
+             (WHITE, YELLOW, RED)[light.severity] if light is not None else WHITE),
         ]
         y += 22
-        for k, v in rows:
+        for k, v, col in rows:
             _put(panel, k, (x, y), 0.45, DIM, 1)
-            _put(panel, v, (x + 96, y), 0.45, RED if k == "dropped" and dropped else WHITE, 1)
+            (tw, _), _ = cv2.getTextSize(v, FONT, 0.45, 1)
+            _put(panel, v, (x + 96, y), 0.45 if x + 96 + tw <= w - 8 else 0.45 * (w - 8 - x - 96) / tw, col, 1)
             y += 21
         y += 2
         cv2.line(panel, (x, y - 10), (w - 16, y - 10), (70, 68, 66), 1)

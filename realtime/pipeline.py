@@ -8,6 +8,7 @@ that raises is reported once and switched off, never allowed to stop recognition
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 import time
@@ -19,8 +20,9 @@ from .config import Config
 from .deflicker import Deflicker
 from .engine import Event, InferenceEngine, InferenceWorker, Prediction, Stats
 from .framerate import FrameRateAdapter
+from .light import LightMeter
 from .modelio import LoadedModel
-from .preprocess import config_for_model, crop_frame
+from .preprocess import brighten, config_for_model, crop_frame
 from .ringbuffer import FrameRing
 from .sources import FrameSource, SourceError, SourceLost
 
@@ -76,6 +78,10 @@ class CaptureThread(threading.Thread):
         self.lost_count = 0
         self._scratch = np.empty((cfg.pipeline.size, cfg.pipeline.size, 3), np.uint8)
         self.deflicker = Deflicker() if cfg.capture.deflicker else None
+        # crop_frame's last step, preprocess.min_level's gain, is done here after the crop's level is read for the
+        # light meter (the overlay's "light" row): the same crop, and the level the camera gave
+        self._pre_ungained = dataclasses.replace(cfg.preprocess, min_level=0)
+        self.meter = LightMeter(cfg.preprocess.min_level)
 
     def run(self) -> None:
         try:
@@ -109,9 +115,6 @@ class CaptureThread(threading.Thread):
         return None
 
     def _loop(self) -> None:
-        size = self.cfg.pipeline.size
-        pre = self.cfg.preprocess
-        flip = self.cfg.capture.mirrored
         self.stats.status = "running"
         while not self.stop_event.is_set():
             if self.max_frames is not None and self.frame_id >= self.max_frames:
@@ -126,16 +129,12 @@ class CaptureThread(threading.Thread):
                 if slot is None:
                     return
                 t0 = time.perf_counter()
-                crop_frame(image, pre, size, out=slot, source=f"{self.source.name} frame {fid}", flip=flip)
-                if self.deflicker is not None:
-                    self.deflicker.apply(slot)
+                self._crop(image, slot, fid)
                 self.stats.add("preprocess", time.perf_counter() - t0)
                 self.ring.commit(fid, t)
             else:
                 t0 = time.perf_counter()
-                crop_frame(image, pre, size, out=self._scratch, source=f"{self.source.name} frame {fid}", flip=flip)
-                if self.deflicker is not None:
-                    self.deflicker.apply(self._scratch)
+                self._crop(image, self._scratch, fid)
                 mt = self.source.media_time
                 clock = t if self.source.live else (mt if mt is not None else fid / self.source.fps)
                 frames = self.adapter.push(self._scratch, clock)
@@ -150,6 +149,18 @@ class CaptureThread(threading.Thread):
             self.latest.set(Frame(image, fid, t))
             self.stats.frame(t)
             self.frame_id += 1
+
+    def _crop(self, image, out, fid: int) -> None:
+        """The model's crop of ``image`` into ``out``: crop_frame, the dark-room gain, deflicker; the light meter fed."""
+        crop_frame(image, self._pre_ungained, self.cfg.pipeline.size, out=out, source=f"{self.source.name} frame {fid}",
+                   flip=self.cfg.capture.mirrored)
+        level = float(out.mean())
+        min_level = self.cfg.preprocess.min_level
+        if level < min_level:
+            out[...] = brighten(out, min_level)
+        if self.deflicker is not None:
+            self.deflicker.apply(out)
+        self.stats.light = self.meter.update(level, self.deflicker.gains if self.deflicker is not None else None)
 
     def _reserve(self, rid: int):
         """The ring slot for frame ``rid``; None when stopping (WAIT sources wait for the worker here)."""

@@ -479,6 +479,28 @@ def test_record_with_a_stale_display_records_without_a_preview(video, tmp_path):
 # -- --record-overlay, headless ---------------------------------------------------------------------
 
 @pytest.mark.timeout(300)
+@pytest.mark.timeout(120)
+def test_the_light_row_says_when_the_room_is_too_dark(cfg, model, video, tmp_path):
+    """The same camera video, and a copy 25 times darker than any gain can bring up, through the real pipeline:
+    the panel's "light" row is red ("too dark: add light") for the dark one only."""
+    dark = helpers.write_frames(tmp_path / "dark.avi", (helpers.read_video_frames(video) // 25).astype(np.uint8))
+
+    def panel_after(path):
+        app = OverlayApp(cfg, model.labels, show=False)
+        pipe = Pipeline(open_source(str(path)), model, cfg, sinks=[app])
+        app.attach(pipe)
+        pipe.run()
+        light = pipe.stats.snapshot()["light"]
+        panel = app.draw(pipe.latest.get())[:, 640:].astype(int)
+        red = (panel[..., 2] > 180) & (panel[..., 1] < 130) & (panel[..., 0] < 130)   # RED text, anti-aliased
+        return light, int(red.sum())
+
+    light, red = panel_after(video)
+    assert light.text == "ok" and red == 0, (light, red)
+    light, red = panel_after(dark)
+    assert light.text == "too dark: add light" and red > 50, (light, red)
+
+
 def test_record_overlay_headless_writes_a_readable_mp4(cfg, video, tmp_path, monkeypatch):
     from realtime.cli import main
 
