@@ -79,6 +79,8 @@ class CaptureConfig:
     mirrored: bool = False  # the source is a mirror image (a selfie-view recording): flipped back before the model
     # rolling light bands (LED/fluorescent light on 50 Hz mains, a rolling shutter) divided out of each crop
     deflicker: bool = True
+    # a shaking camera's wobble followed by the crop window (realtime.stabilize)
+    stabilize: bool = False
 
 
 @dataclass(frozen=True)

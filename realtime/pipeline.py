@@ -25,6 +25,7 @@ from .modelio import LoadedModel
 from .preprocess import brighten, config_for_model, crop_frame
 from .ringbuffer import FrameRing
 from .sources import FrameSource, SourceError, SourceLost
+from .stabilize import Stabilizer
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class CaptureThread(threading.Thread):
         self.lost_count = 0
         self._scratch = np.empty((cfg.pipeline.size, cfg.pipeline.size, 3), np.uint8)
         self.deflicker = Deflicker() if cfg.capture.deflicker else None
+        self.stabilizer = Stabilizer(source.fps) if cfg.capture.stabilize else None
         # crop_frame's last step, preprocess.min_level's gain, is done here after the crop's level is read for the
         # light meter (the overlay's "light" row): the same crop, and the level the camera gave
         self._pre_ungained = dataclasses.replace(cfg.preprocess, min_level=0)
@@ -100,6 +102,8 @@ class CaptureThread(threading.Thread):
                     self.stats.status = "running"
                     if self.deflicker is not None:   # the camera is back: what it shows now is not what it showed
                         self.deflicker.reset()
+                    if self.stabilizer is not None:
+                        self.stabilizer.reset()
                 return frame
             except SourceLost:
                 if not self.source.live:
@@ -153,7 +157,7 @@ class CaptureThread(threading.Thread):
     def _crop(self, image, out, fid: int) -> None:
         """The model's crop of ``image`` into ``out``: crop_frame, the dark-room gain, deflicker; the light meter fed."""
         crop_frame(image, self._pre_ungained, self.cfg.pipeline.size, out=out, source=f"{self.source.name} frame {fid}",
-                   flip=self.cfg.capture.mirrored)
+                   flip=self.cfg.capture.mirrored, stabilizer=self.stabilizer)
         level = float(out.mean())
         min_level = self.cfg.preprocess.min_level
         if level < min_level:

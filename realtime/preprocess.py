@@ -142,12 +142,15 @@ def crop_frame(
     out: np.ndarray | None = None,
     source: str = "frame",
     flip: bool = False,
+    stabilizer=None,
 ) -> np.ndarray:
     """``(H, W, C) uint8`` camera frame -> ``(size, size, 3) uint8 BGR`` crop (written into ``out`` if given).
 
     ``flip``: the frame is a mirror image (``capture.mirrored``); the crop is that of the frame flipped left
     to right, so that left and right are the user's again. Resizing commutes with the flip, so the mirrored
     crop window of the resized frame is cut and flipped: no copy of the whole frame.
+    ``stabilizer``: a :class:`realtime.stabilize.Stabilizer` (``capture.stabilize``), which moves the crop window
+    with the camera's wobble (sub-pixel, inside the resized frame).
     """
     pre = pre or PreprocessConfig()
     frame = as_bgr(frame, source)
@@ -157,12 +160,16 @@ def crop_frame(
     w, h = pre.resize
     if pre.downscale == "area" and (frame.shape[1] > 2 * w or frame.shape[0] > 2 * h):  # auto, unresolved: linear
         frame = cv2.resize(frame, (min(frame.shape[1], 2 * w), min(frame.shape[0], 2 * h)), interpolation=cv2.INTER_AREA)
+    dx, dy = stabilizer.shift(frame, (w, h)) if stabilizer is not None else (0.0, 0.0)
     if frame.shape[1] != w or frame.shape[0] != h:
         frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
     r, c = pre.crop
     if flip:
         c = w - c - size
-    crop = frame[r : r + size, c : c + size]
+    if dx or dy:
+        crop = cv2.getRectSubPix(frame, (size, size), (c + (size - 1) / 2 + dx, r + (size - 1) / 2 + dy))
+    else:
+        crop = frame[r : r + size, c : c + size]
     if flip:
         crop = crop[:, ::-1]
     if pre.min_level > 0:

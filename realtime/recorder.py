@@ -420,12 +420,14 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
     """Record ``count`` clips of ``frames`` frames from an opened ``source`` into ``dataset_dir``.
 
     Before each clip: a ``countdown_s`` countdown (3-2-1) on screen (``show``) or printed.
-    Frames are cropped with :func:`realtime.preprocess.crop_frame` (and rid of rolling light bands,
-    ``capture.deflicker``, as the live path does) and stored as ``(frames, size, size, 3)`` crops.
+    Frames are cropped with :func:`realtime.preprocess.crop_frame` (rid of rolling light bands,
+    ``capture.deflicker``, and held still if the camera shakes, ``capture.stabilize``, as the live path does) and
+    stored as ``(frames, size, size, 3)`` crops.
     ``q``/Esc in the window, or closing it, stops early.
     """
     from .deflicker import Deflicker
     from .preprocess import crop_frame
+    from .stabilize import Stabilizer
 
     stream = stream or sys.stdout
     label = check_label(label, cfg.labels)
@@ -441,6 +443,7 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
     guard = None
     # as the live path cuts them (capture.deflicker): one running average over the session, kept warm in countdowns
     deflicker = Deflicker() if cfg.capture.deflicker else None
+    stabilizer = Stabilizer(source.fps) if cfg.capture.stabilize else None   # (capture.stabilize) so is this
 
     def show_frame(img) -> bool:
         cv2.imshow(WINDOW, img)
@@ -466,8 +469,11 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
                         last = sec
                     # Keep reading so a camera's buffer holds no stale frames when recording starts.
                     image = next_frame("during the countdown")
-                    if deflicker is not None:
-                        deflicker.row_gains(crop_frame(image, pre, size, source=source.name, flip=cfg.capture.mirrored))
+                    if deflicker is not None or stabilizer is not None:
+                        crop = crop_frame(image, pre, size, source=source.name, flip=cfg.capture.mirrored,
+                                          stabilizer=stabilizer)
+                        if deflicker is not None:
+                            deflicker.row_gains(crop)
                     if show and not show_frame(_draw_record(image, n, count, label, str(sec), None, mirror, cfg)):
                         return written
                     if not source.paced:
@@ -476,7 +482,8 @@ def record_clips(source, cfg: Config, dataset_dir: str | Path, label: str, count
             clip = np.empty((frames, size, size, 3), np.uint8)
             for i in range(frames):
                 image = next_frame("while recording")
-                crop_frame(image, pre, size, out=clip[i], source=f"{source.name}", flip=cfg.capture.mirrored)
+                crop_frame(image, pre, size, out=clip[i], source=f"{source.name}", flip=cfg.capture.mirrored,
+                           stabilizer=stabilizer)
                 if deflicker is not None:
                     deflicker.apply(clip[i])
                 if show and (i % 2 == 0 or i == frames - 1):

@@ -47,6 +47,8 @@ def head_outputs(model_dir, stream, stride, cfg, overrides=()):
     spec = read_spec(m)
     pre = describe(config_for_model(cfg, spec.width, spec.preprocess).preprocess, cfg.pipeline)
     pre["deflicker"] = cfg.capture.deflicker   # and by the capture thread's deflicker, which changes the crops
+    if cfg.capture.stabilize:                  # and its stabilizer, which moves them (off: the keys kept before it)
+        pre["stabilize"] = True
     key = content_key(m / "backbone.weights.h5", content_key(m / "head.weights.h5") + json.dumps(pre))[:10]
     view = "m" if mirror.enabled(cfg.pipeline.mirror_average, spec) else ""
     over = "".join("_" + o.strip().replace("=", "-", 1) for o in overrides).replace("/", "-").replace(" ", "")

@@ -77,6 +77,34 @@ def read_video_frames(path) -> np.ndarray:
     return np.stack(out)
 
 
+def shaking_camera(n: int, rms: float, seed: int = 0, hand: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A camera wobbling ``rms`` pixels (smoothed over about 0.3 s at 30 fps) in front of a cluttered room, a
+    bright 60x80 block (a hand, in front of the room: it does not move with it) crossing from column 120 half a
+    pixel a frame. Returns ``(frames (n, 240, 320, 3) uint8, offsets (n, 2))``: the room is seen moved by -offset."""
+    rng = np.random.default_rng(seed)
+    room = cv2.GaussianBlur(rng.uniform(0, 255, (320, 400)).astype(np.float32), (0, 0), 3)
+    room = np.repeat(np.clip((room - room.mean()) / room.std() * 40 + 110, 0, 255)[..., None], 3, -1).astype(np.uint8)
+    k = np.exp(-0.5 * (np.arange(-18, 19) / 4.5) ** 2)
+    xy = np.stack([np.convolve(rng.normal(0, 1, n + 36), k, "valid") for _ in range(2)], axis=1)
+    xy *= rms / np.sqrt((xy ** 2).sum(axis=1).mean()) if rms > 0 else 0.0
+    frames = np.empty((n, 240, 320, 3), np.uint8)
+    for i, (x, y) in enumerate(xy):
+        m = np.float32([[1, 0, -40 - x], [0, 1, -40 - y]])
+        frames[i] = cv2.warpAffine(room, m, (320, 240), flags=cv2.INTER_LINEAR)
+        if hand:
+            frames[i, 90:170, 120 + i // 2 : 180 + i // 2] = (150, 170, 210)
+    return frames, xy
+
+
+def room_motion(crops) -> float:
+    """rms of the room's shift between consecutive crops ``(T, S, S, 3)``, by phase correlation on their left quarter
+    (where :func:`shaking_camera`'s hand never is)."""
+    q = max(8, crops[0].shape[1] // 4)
+    s = [cv2.phaseCorrelate(a[:, :q, 0].astype(np.float32), b[:, :q, 0].astype(np.float32))[0]
+         for a, b in zip(crops, crops[1:])]
+    return float(np.sqrt((np.array(s) ** 2).sum(axis=1).mean()))
+
+
 def tiny_config(**dotted):
     """The default config with dotted overrides, e.g. ``tiny_config(**{"pipeline.stride": 4})``."""
     from realtime.config import Config

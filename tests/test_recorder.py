@@ -366,6 +366,24 @@ def test_gesture_record_with_deflicker_saves_the_crops_without_the_light_bands(t
         ripple(saved["banded"]), ripple(saved["fixed"]))
 
 
+@pytest.mark.timeout(180)
+def test_gesture_record_with_stabilize_saves_the_crops_held_still(tmp_path):
+    """``capture.stabilize``: a camera wobbling 4 px rms is saved as the live path shows it to the model, the room
+    moving from frame to frame well under what it moves with it off (the default)."""
+    from realtime.cli import main
+
+    frames, _ = helpers.shaking_camera(130, 4.0, seed=5)
+    video = helpers.write_frames(tmp_path / "shaking.avi", frames)
+    motion = {}
+    for name, flags in (("off", []), ("on", ["--set", "capture.stabilize=true"])):
+        out = tmp_path / name
+        assert main(["record", "--label", "Shake_Hand", "--count", "1", "--seconds", "1",
+                     "--source", str(video), "--out", str(out), "--headless", *flags]) == 0
+        (row,) = check_dataset(out)
+        motion[name] = helpers.room_motion(helpers.read_video_frames(out / row["file_path"]))
+    assert motion["on"] < 0.65 * motion["off"], motion
+
+
 @pytest.mark.timeout(120)
 def test_gesture_record_errors_are_one_line(tmp_path, capsys):
     from realtime.cli import main
