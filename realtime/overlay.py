@@ -511,7 +511,7 @@ class OverlayApp:
             _put(panel, k, (x, y), 0.45, DIM, 1)
             (tw, _), _ = cv2.getTextSize(v, FONT, 0.45, 1)
             _put(panel, v, (x + 96, y), 0.45 if x + 96 + tw <= w - 8 else 0.45 * (w - 8 - x - 96) / tw, col, 1)
-            y += 21
+            y += 20
         y += 2
         cv2.line(panel, (x, y - 10), (w - 16, y - 10), (70, 68, 66), 1)
         # keystrokes and recording
@@ -523,10 +523,9 @@ class OverlayApp:
         rec = self.recorder.status() if self.recorder is not None else "0-4 saves a clip"
         _put(panel, "clips", (x, y), 0.45, DIM, 1)
         _put(panel, rec, (x + 96, y), 0.45, WHITE if self.recorder is not None else DIM, 1)
-        y += 21
-        if self.record_path is not None:
-            cv2.circle(panel, (x + 4, y - 4), 5, RED, -1)
-            _put(panel, f"rec {self.record_path.name}", (x + 16, y), 0.42, WHITE, 1)
+        if self.record_path is not None:   # --record-overlay: beside the title (the rows below fill the panel)
+            cv2.circle(panel, (x + 112, 25), 5, RED, -1)
+            _put(panel, "rec", (x + 122, 30), 0.42, WHITE, 1)
         _put(panel, "h help   q quit   space pause", (x, HEIGHT - 14), 0.42, DIM, 1)
 
     # -- --record-overlay -----------------------------------------------------------------------
