@@ -7,12 +7,14 @@ about 0.3 s) cost the bundled model one gesture in seven (docs/ablation.md, "Ses
 (``capture.stabilize: false``): on six still validation streams it added two false events to twelve, and its
 rule allowed one; on shaking ones it gives back about half of what the wobble took.
 
-Each frame, at the size the model's crop is cut from (``preprocess.resize``, 171x128), is compared with the one
-before it by phase correlation (the shift that lines up most of the picture: the room, which a hand covers less of
-than it leaves). The shifts add up to the camera's path; its slow average is where the camera is pointed, and what
-is left is the wobble. The crop window is moved by the wobble (at most ``MAX_SHIFT`` pixels, inside the margin the
-resize leaves around the 112x112 crop), so the room stands still in the crops. A weak or far match (a cut, a light
-switched on, a hand filling the picture) starts the path again.
+Each frame, in grey at twice the size the model's crop is cut from (342x256 for ``preprocess.resize`` 171x128,
+where a wobble of half a pixel is one pixel), is matched against a reference frame, renewed every ``REF_S``, by
+phase correlation in 4 x 3 tiles. The median shift of the tiles that match clearly is where the camera is (a hand
+moves in a few tiles, the room stands in the rest); its average over ``SLOW_S`` is where the camera points, and the
+difference is the wobble. The crop window is moved by the wobble (sub-pixel, at most ``MAX_SHIFT`` pixels, inside
+the margin the resize leaves around the 112x112 crop), so the room stands still in the crops. A match most tiles do
+not agree on holds the last wobble, fading; ``LOST`` of them in a row (a cut, a light switched on, a hand in front
+of the lens) start again from the frame at hand.
 """
 
 from __future__ import annotations
@@ -20,22 +22,21 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-MAX_STEP = 16.0     # a shift from the reference larger than this (pixels at twice the resize) is not a wobble
-MIN_AGREE = 0.3     # fewer than this share of the tiles agreeing on the shift: no shift to trust, hold the last
-HOLD = 0.9          # ... fading by this much a frame
-LOST = 15           # this many frames in a row without a clear match: the reference is gone, start again
-SLOW_S = 1.0        # the camera's pointing is the path averaged over about this long
-MAX_SHIFT = 6.0     # the crop window moves at most this far (resized pixels; the default crop has 8 above and below)
-
-
 TILES = (4, 3)      # the frame is matched in 4 x 3 tiles
 TILE_PEAK = 0.2     # a tile's phase-correlation peak under this is no match (too little texture, a hand moved)
 MIN_TILES = 4       # fewer clear tiles than this: no shift to trust
-REF_S = 2.0         # the frame the others are matched against is renewed this often
+MIN_AGREE = 0.3     # fewer than this share of the tiles within a pixel of the median shift: no shift to trust ...
+HOLD = 0.9          # ... so the last wobble is held, fading by this much a frame ...
+LOST = 15           # ... and after this many such frames in a row the reference is gone: start again
+MAX_STEP = 16.0     # a shift from the reference larger than this (pixels at twice the resize) is not a wobble
+REF_S = 2.0         # the frame the others are matched against is renewed this often (seconds)
+SLOW_S = 1.0        # the camera's pointing is its position averaged over about this long (seconds)
+MAX_SHIFT = 6.0     # the crop window moves at most this far (resized pixels; the default crop has 8 above and below)
 
 
 class Stabilizer:
-    """Stateful, one per source: ``shift(resized)`` gives the (dx, dy) the crop window moves by for this frame."""
+    """Stateful, one per source: ``shift(frame, resize)`` gives the (dx, dy) the crop window moves by for this
+    frame; ``reset()`` when the source starts again (a camera lost and back)."""
 
     def __init__(self, fps: float = 30.0):
         self.k = 1.0 / max(1.0, SLOW_S * fps)
@@ -81,20 +82,21 @@ class Stabilizer:
         dx, dy = self._shift(g)
         return dx / 2, dy / 2
 
+    def _start(self, g: np.ndarray) -> tuple[float, float]:
+        """Start again with ``g`` as the reference, the camera at rest."""
+        self.reset()
+        self._ref = g
+        self._win = cv2.createHanningWindow((g.shape[1] // TILES[0], g.shape[0] // TILES[1]), cv2.CV_32F)
+        return 0.0, 0.0
+
     def _shift(self, g: np.ndarray) -> tuple[float, float]:
         if self._ref is None or self._ref.shape != g.shape:
-            self.reset()
-            self._ref = g
-            self._win = cv2.createHanningWindow((g.shape[1] // TILES[0], g.shape[0] // TILES[1]), cv2.CV_32F)
-            return 0.0, 0.0
+            return self._start(g)
         (dx, dy), agree = self._match(g)
         if agree < MIN_AGREE or abs(dx) > MAX_STEP or abs(dy) > MAX_STEP:   # no clear match: hold, fading
             self._holds += 1
-            if self._holds >= LOST:      # a cut, a light switched on, a hand in front of the camera: start again
-                self.reset()
-                self._ref = g
-                self._win = cv2.createHanningWindow((g.shape[1] // TILES[0], g.shape[0] // TILES[1]), cv2.CV_32F)
-                return 0.0, 0.0
+            if self._holds >= LOST:      # a cut, a light switched on, a hand in front of the camera
+                return self._start(g)
             self._last *= HOLD
             return float(self._last[0]), float(self._last[1])
         self._holds = 0
