@@ -13,6 +13,10 @@
 #      9:16). Sessions 23-24 found the shapes help portrait video only when they are in the training,
 #      and that a CPU fine-tune of the bundled model with them costs 4:3 accuracy; W against G is that
 #      question asked from scratch. RUNS picks the runs (default "F G"; "G W" for that comparison).
+#   D  as G, with copies of streams 19-22 as worse cameras film them (scripts/degrade_stream.py): shaking 2 and
+#      4 px, read noise 8 with JPEG quality 40, read noise 15. Sessions 27-28 measured these as what costs the
+#      bundled model most that the runtime cannot undo (shake 2 px: 0.90 -> 0.77, half of it back with
+#      capture.stabilize; noise 15: -0.08; JPEG 20: -0.04); D against G asks whether training on them helps.
 # Session 4's runs (A-D: batch 128, width 0.25, 56x56, 8 streams) are in docs/ablation.md.
 # Writes OUT/<name>.log and OUT/<name>.tgz (the model folder, without its checkpoint) for each.
 # The models are scored afterwards on a CPU with TensorFlow: `gesture eval --model DIR ...`.
@@ -29,11 +33,12 @@ OUT=${OUT:-runs/gpu}
 MINUTES=${MINUTES:-5}
 C1=${C1:-200} C2=${C2:-400} SM=${SM:-15} PROCS=${PROCS:-6} PHASE=${PHASE:-all} RUNS=${RUNS:-F G}
 C3=${C3:-100} C4=${C4:-60}
-for r in $RUNS; do case $r in F|G|W) ;; *) echo "RUNS: unknown run '$r' (F, G or W)"; exit 2;; esac; done
+for r in $RUNS; do case $r in F|G|W|D) ;; *) echo "RUNS: unknown run '$r' (F, G, W or D)"; exit 2;; esac; done
 wants() { [[ " $RUNS " == *" $1 "* ]]; }
 # what to render: everything unless PHASE=train, and then only what an earlier call left missing
 base_needed() { [ "$PHASE" != train ] || [ ! -f data/train_stream22.csv ]; }
 shapes_needed() { wants W && { [ "$PHASE" != train ] || [ ! -f data/tall_stream33.csv ]; }; }
+worse_needed() { wants D && { [ "$PHASE" != train ] || [ ! -f data/worse_stream22.csv ]; }; }
 mkdir -p "$OUT" data runs
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -47,7 +52,7 @@ G="python3 -m realtime.cli"
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
-if base_needed || shapes_needed; then
+if base_needed || shapes_needed || worse_needed; then
 # render the data in the background (CPU) while one training step is checked on the GPU
 pids=()
 if base_needed; then
@@ -83,6 +88,16 @@ stamp "GPU check passed; waiting for the data"
 fail=0
 for p in "${pids[@]}"; do wait "$p" || fail=1; done
 if [ "$fail" != 0 ]; then stamp "rendering failed:"; tail -n 3 data/*.err; exit 1; fi
+if worse_needed; then   # copies of streams 19-22, so after them
+  pids=()
+  D="python3 scripts/degrade_stream.py"
+  $D data/train_stream19.mp4 data/worse_stream19.mp4 --shake 2 --seed 19 >/dev/null 2>data/worse_19.err & pids+=($!)
+  $D data/train_stream20.mp4 data/worse_stream20.mp4 --shake 4 --seed 20 >/dev/null 2>data/worse_20.err & pids+=($!)
+  $D data/train_stream21.mp4 data/worse_stream21.mp4 --noise 8 --jpeg 40 --seed 21 >/dev/null 2>data/worse_21.err & pids+=($!)
+  $D data/train_stream22.mp4 data/worse_stream22.mp4 --noise 15 --seed 22 >/dev/null 2>data/worse_22.err & pids+=($!)
+  for p in "${pids[@]}"; do wait "$p" || fail=1; done
+  if [ "$fail" != 0 ]; then stamp "degrading failed:"; tail -n 3 data/worse_*.err; exit 1; fi
+fi
 stamp "data rendered: $(ls data/{train,train2,wide3,tall4}/Train_Data/*/ 2>/dev/null | grep -c mp4) clips, $(ls data/*.mp4 | wc -l) streams"
 fi
 [ "$PHASE" = render ] && exit 0
@@ -102,6 +117,8 @@ wants F && train F $S8 &
 wants G && train G $S8 $(streams $(seq 19 22)) &
 wants W && train W $S8 $(streams $(seq 19 22)) --colour-jitter 0.5 --meta data/wide3/meta.csv --meta data/tall4/meta.csv \
   --stream data/wide_stream31.mp4 --stream data/wide_stream32.mp4 --stream data/tall_stream33.mp4 &
+wants D && train D $S8 $(streams $(seq 19 22)) --stream data/worse_stream19.mp4 --stream data/worse_stream20.mp4 \
+  --stream data/worse_stream21.mp4 --stream data/worse_stream22.mp4 &
 wait
 stamp "all done"
 ls -la "$OUT"
