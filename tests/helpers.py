@@ -77,6 +77,20 @@ def read_video_frames(path) -> np.ndarray:
     return np.stack(out)
 
 
+def banded_scene(t: int) -> np.ndarray:
+    """Frame ``t`` of a textured room with a bright 'hand' (a 20x30 block) moving right 2 pixels a frame (back to
+    the left edge every 40 frames), ``(112, 112, 3) uint8``: the crops the deflicker and light tests band."""
+    ys, xs = np.mgrid[0:112, 0:112]
+    room = 90 + 40 * np.sin(xs / 9.0) * np.cos(ys / 13.0)
+    room[40:70, 10 + (2 * t) % 80 : 30 + (2 * t) % 80] = 200
+    return np.repeat(room[..., None], 3, -1).astype(np.uint8)
+
+
+def light_bands(t: int, depth: float, rows: int = 112) -> np.ndarray:
+    """``(rows,)`` row gains of 100 Hz light read by a 25 ms rolling shutter, frame ``t`` at 30 fps."""
+    return 1 + depth * np.cos(2 * np.pi * 100 * (t / 30 + 0.025 * np.arange(rows) / rows))
+
+
 def shaking_camera(n: int, rms: float, seed: int = 0, hand: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """A camera wobbling ``rms`` pixels (smoothed over about 0.3 s at 30 fps) in front of a cluttered room, a
     bright 60x80 block (a hand, in front of the room: it does not move with it) crossing from column 120 half a

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from realtime.deflicker import Deflicker
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from helpers import banded_scene as _scene  # noqa: E402
+from helpers import light_bands as _bands  # noqa: E402
 
-
-def _scene(t: int) -> np.ndarray:
-    """A textured room with a bright 'hand' (a 20x30 block) moving right 2 pixels a frame, ``(112, 112, 3) uint8``."""
-    ys, xs = np.mgrid[0:112, 0:112]
-    room = 90 + 40 * np.sin(xs / 9.0) * np.cos(ys / 13.0)
-    room[40:70, 10 + 2 * t : 30 + 2 * t] = 200
-    return np.repeat(room[..., None], 3, -1).astype(np.uint8)
-
-
-def _bands(t: int, depth: float) -> np.ndarray:
-    """Row gains of 100 Hz light read by a 25 ms rolling shutter, frame ``t`` at 30 fps."""
-    rows = t / 30 + 0.025 * np.arange(112) / 112
-    return 1 + depth * np.cos(2 * np.pi * 100 * rows)
+from realtime.deflicker import Deflicker  # noqa: E402
 
 
 def _row_ripple(crop: np.ndarray, clean: np.ndarray) -> float:

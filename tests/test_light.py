@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from realtime.deflicker import Deflicker
-from realtime.light import NOTICE, OK, PROBLEM, LightMeter, band_depth
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from helpers import banded_scene as _scene  # noqa: E402
+from helpers import light_bands as _bands  # noqa: E402
 
-
-def _bands(t: int, depth: float, rows: int = 112) -> np.ndarray:
-    """Row gains of 100 Hz light read by a 25 ms rolling shutter, frame ``t`` at 30 fps."""
-    return 1 + depth * np.cos(2 * np.pi * 100 * (t / 30 + 0.025 * np.arange(rows) / rows))
-
-
-def _scene(t: int) -> np.ndarray:
-    """A textured room with a bright block (a hand) moving right 2 pixels a frame, ``(112, 112, 3) uint8``."""
-    ys, xs = np.mgrid[0:112, 0:112]
-    room = 90 + 40 * np.sin(xs / 9.0) * np.cos(ys / 13.0)
-    room[40:70, 10 + (2 * t) % 80 : 30 + (2 * t) % 80] = 200
-    return np.repeat(room[..., None], 3, -1).astype(np.uint8)
+from realtime.deflicker import Deflicker  # noqa: E402
+from realtime.light import NOTICE, OK, PROBLEM, LightMeter, band_depth  # noqa: E402
 
 
 def test_band_depth_is_half_the_spread_of_the_row_gains():
