@@ -5,7 +5,9 @@ whole picture moves by a few pixels, back and forth, several times a second. The
 picture that moves everywhere is motion everywhere: rendered streams with a wobble of 2 pixels rms (at 320x240, over
 about 0.3 s) cost the bundled model one gesture in seven (docs/ablation.md, "Session 28"). Off by default
 (``capture.stabilize: false``): on six still validation streams it added two false events to twelve, and its
-rule allowed one; on shaking ones it gives back about half of what the wobble took.
+rule allowed one; on shaking ones it gives back about half of what the wobble took. It cannot switch itself on
+when the camera shakes: on a still camera with sensor noise or a hunting exposure the wobble it finds is as large as
+a 2-pixel shake's ("Session 29").
 
 Each frame, in grey at twice the size the model's crop is cut from (342x256 for ``preprocess.resize`` 171x128,
 where a wobble of half a pixel is one pixel), is matched against a reference frame, renewed every ``REF_S``, by
