@@ -1,5 +1,6 @@
 """A copy of an annotated stream as a worse camera would have filmed it: darker or brighter, noisier, out of
-focus, JPEG-compressed, under flickering light, with its white balance or exposure off, or shaking. Measures
+focus, JPEG-compressed, under flickering light, with its white balance or exposure off, shaking, or at half its
+frame rate. Measures
 how far the model holds up outside the renderer's range (docs/ablation.md, "Session 27" and "Session 28").
 
 Each frame, in the order a camera makes them: the camera's shake (the picture moved by a smooth random
@@ -11,13 +12,15 @@ the frame top to bottom in 25 ms, as dark bands through the picture, rolling at 
 120 Hz with 30 frames a second), each colour channel scaled by ``--tint B,G,R`` (a white balance off: tungsten
 light is about ``0.65,1,1.3``), sensor read noise (Gaussian, sigma ``--noise`` in 8-bit levels, new every
 frame) added, the result amplified by ``--gain`` and clipped to 0-255, then each frame JPEG-compressed at
-quality ``--jpeg`` (as an MJPEG webcam sends it). A low-light webcam is ``--exposure 0.35 --noise 3 --gain
+quality ``--jpeg`` (as an MJPEG webcam sends it); with ``--hold N`` only every Nth frame is a new picture and the
+others repeat it (a webcam that fell to 1/N of its rate in a dim room, recorded by an app that kept writing the
+file's rate). A low-light webcam is ``--exposure 0.35 --noise 3 --gain
 2.5``: the picture is as bright as before, with the noise amplified. The annotations IN.csv are copied to
 OUT.csv unchanged (the frames are the same frames).
 
 Usage: python scripts/degrade_stream.py IN.mp4 OUT.mp4 [--exposure E] [--noise S] [--gain G] [--blur S]
                                         [--jpeg Q] [--flicker A] [--light-hz F] [--tint B,G,R] [--ae A]
-                                        [--shake P] [--seed N]
+                                        [--shake P] [--hold N] [--seed N]
 """
 
 import argparse
@@ -79,6 +82,7 @@ def shake(rms: float, fps: float, n: int, rng: np.random.Generator) -> np.ndarra
 
 _level = _real("a number >= 0", lambda v: 0.0 <= v < float("inf"))   # the `gesture` command's own flag types
 _quality = _at_least(1, 100)
+_frames = _at_least(1, 30)
 _hz = _real("a frequency > 0", lambda v: 0.0 < v < float("inf"))
 
 
@@ -108,6 +112,9 @@ def main(argv=None):
                    help=f"auto-exposure hunting: the exposure swings +- this fraction every {AE_PERIOD_S:g} s (default 0)")
     p.add_argument("--shake", type=_level, default=0.0,
                    help="camera shake: a smooth random offset of this many pixels rms (default 0)")
+    p.add_argument("--hold", type=_frames, default=1,
+                   help="each picture written this many times: a camera that fell to 1/N of the file's frame rate "
+                        "(a dim room) while the app recording it kept the rate (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise and the shake (default 0)")
     a = p.parse_args(argv)
     ann = a.src.with_suffix(".csv")
@@ -131,8 +138,10 @@ def main(argv=None):
             ok, f = cap.read()
             if not ok:
                 break
-            vw.write(degrade(f, rng, a.exposure, a.noise, a.gain, a.blur, a.jpeg, a.flicker, done / fps,
-                             a.light_hz, a.tint, a.ae, tuple(offsets[min(done, n - 1)])))
+            if done % a.hold == 0:       # else the camera had no new picture: the app writes the last one again
+                out = degrade(f, rng, a.exposure, a.noise, a.gain, a.blur, a.jpeg, a.flicker, done / fps,
+                              a.light_hz, a.tint, a.ae, tuple(offsets[min(done, n - 1)]))
+            vw.write(out)
             done += 1
             bar.update()
     vw.release()

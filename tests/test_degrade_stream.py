@@ -130,6 +130,19 @@ def test_camera_shake_moves_the_picture_smoothly(tmp_path):
     assert np.array_equal(k1, k2) and not np.array_equal(k1, _frames(src))
 
 
+def test_hold_writes_each_picture_as_many_times(tmp_path):
+    """``--hold 3``: a camera at a third of the file's rate; frames 3k+1 and 3k+2 repeat frame 3k (the bar stands
+    still there) and frame 3k+3 is the source's own frame 3k+3 again. Same count, same annotations."""
+    src = _stream(tmp_path)
+    r = _run(src, tmp_path / "h.mp4", "--hold", 3)
+    assert r.returncode == 0, r.stderr
+    h = _frames(tmp_path / "h.mp4")
+    assert h.shape == (12, 48, 64, 3) and [_bar(f) for f in h] == [3 * (i - i % 3) for i in range(12)]
+    assert (tmp_path / "h.csv").read_text() == (tmp_path / "s.csv").read_text()
+    r = _run(src, tmp_path / "o.mp4", "--hold", 0)
+    assert r.returncode == 2 and "argument --hold: expected a whole number from 1 to 30, got '0'" in r.stderr
+
+
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     r = _run(tmp_path / "none.mp4", tmp_path / "o.mp4")
     assert r.returncode == 1 and r.stderr.strip() == f"{tmp_path / 'none.mp4'}: not found"
