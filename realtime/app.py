@@ -121,9 +121,9 @@ def run_live(args, cfg: Config, demo: bool = False) -> int:
         print(f"done: {s['frames']} frames, {s['clips']} clips, {s['decisions']} decisions, {len(pipe.events)} "
               f"events, {pipe.dropped_frames} dropped frames" + ("" if p95 != p95 else f", latency p95 {p95:.0f} ms"),
               file=sys.stderr, flush=True)
-        light = pipe.capture.meter.summary()
-        if light:
-            print(light, file=sys.stderr, flush=True)
+        for note in (pipe.capture.meter.summary(), pipe.adapter and pipe.adapter.repeat_note(s["frames"])):
+            if note:
+                print(note, file=sys.stderr, flush=True)
         return s
 
     try:

@@ -254,6 +254,9 @@ def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path 
     light = pipe.capture.meter.summary()
     if light:   # a dark room or light bands: the scores below are partly the light's
         print(f"note: {stream}: {light}", file=sys.stderr)
+    repeats = pipe.adapter.repeat_note(pipe.stats.frames) if pipe.adapter is not None else None
+    if repeats:
+        print(f"note: {stream}: {repeats}", file=sys.stderr)
     events = [e.to_json() for e in pipe.events]
     if gestures is not None:
         gestures = fit_to_video(gestures, pipe.stats.frames, ann)
@@ -269,6 +272,7 @@ def eval_stream(model, cfg: Config, stream: str | Path, annotations: str | Path 
     res["source_fps"] = float(src.fps)
     res["model_fps"] = float(pipe.frame_rate)  # differs when the stream was resampled (realtime.framerate)
     res["light_frames"] = dict(pipe.capture.meter.counts)   # frames the light was ok, dim, too dark, flickering
+    res["repeated_frames"] = pipe.adapter.repeats if pipe.adapter is not None else 0   # dropped: the picture before
     # what happened when, on the video's own clock (deterministic, unlike the engine's monotonic times)
     res["events"] = [{"label": e["label"], "frame_id": e["frame_id"], "time_s": round(e["frame_id"] / src.fps, 3),
                       "confidence": e["confidence"]} for e in events]

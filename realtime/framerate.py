@@ -23,6 +23,12 @@ rendering at 30 fps (0.890; these four at session 5's debounce setting).
   0.887 with 4 of every 5 frames interpolated; at 20 fps it is 0.650 as it is, 0.811 resampled).
 * A gap longer than ``max_gap_s`` (a stalled camera) is not filled with invented frames: the
   clock restarts at the next frame, as after dropped frames.
+* A picture shown twice is one frame, not two: a webcam that falls to 15 fps in a dim room while the app
+  recording it writes 30 fps repeats every frame, and the model would see every other frame difference
+  empty (as ``nearest`` does). A crop that is the last one again (``REPEAT_LEVEL``) although the step before
+  it moved (``REPEAT_MOVED``, ``REPEAT_SHARE``) is dropped as a repeated timestamp is, once repeats are a pattern
+  (``REPEAT_SEEN`` others in the last ``REPEAT_WINDOW`` frames; a hand that stops in a noiseless video
+  repeats once, not every other frame): the source is then timed at its real rate and resampled.
 * The times come from the caller: a file's own frame timestamps (so a variable-frame-rate video
   is resampled only where it runs slow), a camera's capture times. The rate is the median of the
   last ``history`` intervals, so a change of rate is followed within about 8 frames.
@@ -42,6 +48,11 @@ import numpy as np
 
 MODES = ("flow", "linear", "nearest")
 TOLERANCE = 0.25  # a source within 25% of the model's rate passes through (24 and 25 fps among them)
+REPEAT_LEVEL = 0.5   # a crop within this mean grey-level difference of the last one ...
+REPEAT_SHARE = 0.2   # ... and under this share of the step before, which moved at least REPEAT_MOVED, ...
+REPEAT_MOVED = 1.0   # ... is the same picture again ...
+REPEAT_SEEN = 2      # ... dropped once this many others were among the last REPEAT_WINDOW frames (a pattern)
+REPEAT_WINDOW = 8
 
 
 def interpolate(a: np.ndarray, b: np.ndarray, alpha: float, mode: str = "flow", flow=None) -> np.ndarray:
@@ -82,6 +93,9 @@ class FrameRateAdapter:
         self._next_t = 0.0        # time of the next model frame to emit
         self._flow = _dis() if mode == "flow" else None
         self.interpolated = 0     # of them, made between two source frames
+        self.repeats = 0          # source frames dropped as the last picture again
+        self._step = 0.0          # mean difference of the last accepted frame from the one before
+        self._seen = deque(maxlen=REPEAT_WINDOW)   # which of the last frames looked repeated
         self.resampling = False   # what the last frame did (read by the overlay from another thread)
 
     def source_fps(self) -> float | None:
@@ -98,6 +112,9 @@ class FrameRateAdapter:
             return self._restart(frame, t)
         dt = t - self._prev_t
         if dt <= 0:  # a repeated or out-of-order timestamp: nothing new to show
+            return []
+        if self._repeated(frame):  # the last picture again: nothing new to show either
+            self.repeats += 1
             return []
         if dt > self.max_gap_s:
             return self._restart(frame, t)
@@ -123,6 +140,26 @@ class FrameRateAdapter:
             self._next_t += 1.0 / self.fps
         self._prev, self._prev_t = frame.copy(), t
         return out
+
+    def repeat_note(self, frames: int) -> str | None:
+        """One line for the end of a run when at least a tenth of its ``frames`` were dropped as repeats."""
+        if frames <= 0 or self.repeats < 0.1 * frames:
+            return None
+        return (f"{self.repeats} of {frames} frames ({self.repeats / frames:.0%}) repeated the picture before: the "
+                f"camera made fewer pictures than frames, as webcams do in dim light; the repeats were dropped and the "
+                f"pictures between the others made on the model's {self.fps:g} fps clock (more light gives the camera "
+                f"its full rate back)")
+
+    def _repeated(self, frame: np.ndarray) -> bool:
+        """``frame`` is the last accepted one again, and repeats are a pattern; else its step is remembered."""
+        step = float(cv2.norm(frame, self._prev, cv2.NORM_L1)) / frame.size
+        looks = step < REPEAT_LEVEL and step < REPEAT_SHARE * self._step
+        pattern = sum(self._seen) >= REPEAT_SEEN
+        self._seen.append(looks and self._step >= REPEAT_MOVED)    # a pattern is made of repeats after clear moves
+        if looks and pattern:
+            return True
+        self._step = step
+        return False
 
     def _restart(self, frame: np.ndarray, t: float) -> list[np.ndarray]:
         """Emit ``frame`` as it is and put the model clock on it."""

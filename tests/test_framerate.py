@@ -333,3 +333,64 @@ def test_file_frame_times_come_from_the_file(tmp_path):
         times.append(src.media_time)
     src.close()
     np.testing.assert_allclose(times, np.arange(20) / 15.0, atol=1e-3)
+
+
+def _scrolling(n, step=3, size=32, seed=0):
+    """``n`` pictures of a textured room moving ``step`` pixels a picture (every crop changes)."""
+    rng = np.random.default_rng(seed)
+    room = cv2.GaussianBlur(rng.uniform(0, 255, (size, size + n * step)).astype(np.float32), (0, 0), 1.5)
+    room = np.repeat(room[..., None], 3, -1).astype(np.uint8)
+    return [np.ascontiguousarray(room[:, k * step:k * step + size]) for k in range(n)]
+
+
+def _jpeg(frame, q=90):
+    """``frame`` through a JPEG encoder: a repeated picture comes back a little different, as from a video codec."""
+    return cv2.imdecode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_COLOR)
+
+
+def test_pictures_shown_twice_are_timed_at_their_own_rate_and_resampled():
+    """A camera that fell to 15 fps, written into a 30 fps file: each picture twice, through a lossy codec. The
+    repeats are dropped (all but the first few, before they are a pattern), the source is timed at 15 fps and every
+    model frame between two pictures is made by flow: the clock keeps 30 fps and no step between model frames is
+    empty (the repeats left every other one empty)."""
+    pictures = _scrolling(60)
+    src = [_jpeg(p) for p in pictures for _ in range(2)]
+    ad = FrameRateAdapter(30, "flow")
+    out = _push_all(ad, src, 30.0)
+    assert ad.repeats >= 55 and ad.interpolated >= 50, (ad.repeats, ad.interpolated)
+    assert len(src) - 8 <= len(out) <= len(src) and ad.source_fps() == pytest.approx(15.0)   # (the first repeats,
+    # before they are a pattern or while most recent intervals are still 1/30 s, each cost the clock a frame)
+    steps = [cv2.norm(a, b, cv2.NORM_L1) / a.size for (_, a), (_, b) in zip(out[10:], out[11:])]
+    assert min(steps) > 1.0, min(steps)
+    assert "repeated the picture before" in ad.repeat_note(len(src))
+
+
+def test_a_still_scene_and_a_hand_that_stops_are_not_repeats():
+    """A picture that does not change is not a repeat: a still room (with a codec's noise), and a moving one that
+    stops for two seconds, pass through whole, one model frame per frame, none dropped."""
+    moving = _scrolling(30)
+    stops = moving + [moving[-1]] * 60
+    for src in ([_jpeg(moving[0]) for _ in range(90)], [_jpeg(f) for f in stops]):
+        ad = FrameRateAdapter(30, "flow")
+        out = _push_all(ad, src, 30.0)
+        assert ad.repeats == 0 and [i for i, _ in out] == list(range(90))
+        assert ad.repeat_note(90) is None
+
+
+@pytest.mark.timeout(60)
+def test_eval_on_a_file_with_every_picture_twice_drops_the_repeats(small, tmp_path, capsys):
+    """The same through the threaded pipeline and a real (lossless) video file: ``eval --json`` counts the dropped
+    frames, says so in one line, and still reports events in the file's own frames."""
+    from realtime.evaluate import eval_stream
+
+    cfg, model = small
+    rng = np.random.default_rng(5)
+    room = cv2.resize(rng.integers(0, 256, (6, 40, 3), dtype=np.uint8), (320, 48), interpolation=cv2.INTER_NEAREST)
+    pictures = [np.ascontiguousarray(room[:, 2 * k:2 * k + 64]) for k in range(75)]   # 8-pixel blocks, 2 a picture
+    path = helpers.write_frames(tmp_path / "twice.avi", np.stack([p for p in pictures for _ in range(2)]), 30.0)
+    res = eval_stream(model, cfg, path, None)
+    assert res["frames"] == 150 and res["repeated_frames"] >= 45, res["repeated_frames"]   # of 75 (55 here)
+    assert "repeated the picture before" in capsys.readouterr().err
+    assert all(0 <= e["frame_id"] < 150 for e in res["events"])
+    plain = eval_stream(model, cfg, helpers.write_frames(tmp_path / "once.avi", np.stack(pictures * 2), 30.0), None)
+    assert plain["repeated_frames"] == 0                 # the same pictures, never twice in a row
