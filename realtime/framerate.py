@@ -25,10 +25,12 @@ rendering at 30 fps (0.890; these four at session 5's debounce setting).
   clock restarts at the next frame, as after dropped frames.
 * A picture shown twice is one frame, not two: a webcam that falls to 15 fps in a dim room while the app
   recording it writes 30 fps repeats every frame, and the model would see every other frame difference
-  empty (as ``nearest`` does). A crop that is the last one again (``REPEAT_LEVEL``) although the step before
-  it moved (``REPEAT_MOVED``, ``REPEAT_SHARE``) is dropped as a repeated timestamp is, once repeats are a pattern
-  (``REPEAT_SEEN`` others in the last ``REPEAT_WINDOW`` frames; a hand that stops in a noiseless video
-  repeats once, not every other frame): the source is then timed at its real rate and resampled.
+  empty (as ``nearest`` does). A crop that is the last one again (``REPEAT_LEVEL``, ``REPEAT_SHARE`` of the
+  step before it) is dropped, as a repeated timestamp is, once repeats after clear moves are a pattern
+  (``REPEAT_MOVED``, ``REPEAT_SEEN`` in the last ``REPEAT_WINDOW`` frames), and never two in a row: a hand that
+  stops, or a still room after a cut, repeats once and then no more, where at 15 fps in 30 every other frame
+  does. The source is then timed at its real rate and resampled (each picture three times, 10 fps in 30, loses
+  one of its two repeats).
 * The times come from the caller: a file's own frame timestamps (so a variable-frame-rate video
   is resampled only where it runs slow), a camera's capture times. The rate is the median of the
   last ``history`` intervals, so a change of rate is followed within about 8 frames.
@@ -49,10 +51,10 @@ import numpy as np
 MODES = ("flow", "linear", "nearest")
 TOLERANCE = 0.25  # a source within 25% of the model's rate passes through (24 and 25 fps among them)
 REPEAT_LEVEL = 0.5   # a crop within this mean grey-level difference of the last one ...
-REPEAT_SHARE = 0.2   # ... and under this share of the step before, which moved at least REPEAT_MOVED, ...
-REPEAT_MOVED = 1.0   # ... is the same picture again ...
-REPEAT_SEEN = 2      # ... dropped once this many others were among the last REPEAT_WINDOW frames (a pattern)
-REPEAT_WINDOW = 8
+REPEAT_SHARE = 0.2   # ... and under this share of the step before it is that picture again;
+REPEAT_MOVED = 1.0   # such repeats after a step of at least this much ...
+REPEAT_SEEN = 2      # ... seen this many times in the last REPEAT_WINDOW frames are a pattern: then a repeat is
+REPEAT_WINDOW = 8    # dropped (never two in a row)
 
 
 def interpolate(a: np.ndarray, b: np.ndarray, alpha: float, mode: str = "flow", flow=None) -> np.ndarray:
@@ -96,6 +98,7 @@ class FrameRateAdapter:
         self.repeats = 0          # source frames dropped as the last picture again
         self._step = 0.0          # mean difference of the last accepted frame from the one before
         self._seen = deque(maxlen=REPEAT_WINDOW)   # which of the last frames looked repeated
+        self._dropped = False     # the last frame was dropped as a repeat
         self.resampling = False   # what the last frame did (read by the overlay from another thread)
 
     def source_fps(self) -> float | None:
@@ -151,15 +154,16 @@ class FrameRateAdapter:
                 f"its full rate back)")
 
     def _repeated(self, frame: np.ndarray) -> bool:
-        """``frame`` is the last accepted one again, and repeats are a pattern; else its step is remembered."""
+        """``frame`` is the last accepted one again, repeats are a pattern, and the frame before was not dropped;
+        else its step from the last one is remembered."""
         step = float(cv2.norm(frame, self._prev, cv2.NORM_L1)) / frame.size
         looks = step < REPEAT_LEVEL and step < REPEAT_SHARE * self._step
-        pattern = sum(self._seen) >= REPEAT_SEEN
-        self._seen.append(looks and self._step >= REPEAT_MOVED)    # a pattern is made of repeats after clear moves
-        if looks and pattern:
-            return True
-        self._step = step
-        return False
+        drop = looks and not self._dropped and sum(self._seen) >= REPEAT_SEEN   # never two in a row: a still
+        self._seen.append(looks and self._step >= REPEAT_MOVED)  # scene after a cut is not a string of repeats
+        self._dropped = drop                                     # (the pattern is made of repeats after clear moves)
+        if not drop:
+            self._step = step
+        return drop
 
     def _restart(self, frame: np.ndarray, t: float) -> list[np.ndarray]:
         """Emit ``frame`` as it is and put the model clock on it."""
