@@ -24,13 +24,13 @@ rendering at 30 fps (0.890; these four at session 5's debounce setting).
 * A gap longer than ``max_gap_s`` (a stalled camera) is not filled with invented frames: the
   clock restarts at the next frame, as after dropped frames.
 * A picture shown twice is one frame, not two: a webcam that falls to 15 fps in a dim room while the app
-  recording it writes 30 fps repeats every frame, and the model would see every other frame difference
-  empty (as ``nearest`` does). A crop that is the last one again (``REPEAT_LEVEL``, ``REPEAT_SHARE`` of the
-  step before it) is dropped, as a repeated timestamp is, once repeats after clear moves are a pattern
-  (``REPEAT_MOVED``, ``REPEAT_SEEN`` in the last ``REPEAT_WINDOW`` frames), and never two in a row: a hand that
-  stops, or a still room after a cut, repeats once and then no more, where at 15 fps in 30 every other frame
-  does. The source is then timed at its real rate and resampled (each picture three times, 10 fps in 30, loses
-  one of its two repeats).
+  recording it writes 30 fps repeats every frame, and the model would see every other frame difference empty
+  (as ``nearest`` does). A crop that is the last one again (``REPEAT_LEVEL``, ``REPEAT_SHARE`` of the step
+  before it, which moved more than that) is dropped, as a repeated timestamp is, once repeats after clear
+  moves are a pattern (``REPEAT_MOVED``, ``REPEAT_SEEN`` in the last ``REPEAT_WINDOW`` frames), and never two
+  in a row: a hand that stops, or a still room after a cut, repeats once and then no more, where at 15 fps in
+  30 every other frame does. The source is then timed at its real rate and resampled (each picture three
+  times, 10 fps in 30, loses one of its two repeats).
 * The times come from the caller: a file's own frame timestamps (so a variable-frame-rate video
   is resampled only where it runs slow), a camera's capture times. The rate is the median of the
   last ``history`` intervals, so a change of rate is followed within about 8 frames.
@@ -50,8 +50,8 @@ import numpy as np
 
 MODES = ("flow", "linear", "nearest")
 TOLERANCE = 0.25  # a source within 25% of the model's rate passes through (24 and 25 fps among them)
-REPEAT_LEVEL = 0.5   # a crop within this mean grey-level difference of the last one ...
-REPEAT_SHARE = 0.2   # ... and under this share of the step before it is that picture again;
+REPEAT_LEVEL = 0.5   # a crop within this mean grey-level difference of the last one, after a step of more ...
+REPEAT_SHARE = 0.2   # ... and under this share of that step, is that picture again;
 REPEAT_MOVED = 1.0   # such repeats after a step of at least this much ...
 REPEAT_SEEN = 2      # ... seen this many times in the last REPEAT_WINDOW frames are a pattern: then a repeat is
 REPEAT_WINDOW = 8    # dropped (never two in a row)
@@ -157,7 +157,7 @@ class FrameRateAdapter:
         """``frame`` is the last accepted one again, repeats are a pattern, and the frame before was not dropped;
         else its step from the last one is remembered."""
         step = float(cv2.norm(frame, self._prev, cv2.NORM_L1)) / frame.size
-        looks = step < REPEAT_LEVEL and step < REPEAT_SHARE * self._step
+        looks = step < REPEAT_LEVEL <= self._step and step < REPEAT_SHARE * self._step   # a still room has no step
         drop = looks and not self._dropped and sum(self._seen) >= REPEAT_SEEN   # never two in a row: a still
         self._seen.append(looks and self._step >= REPEAT_MOVED)  # scene after a cut is not a string of repeats
         self._dropped = drop                                     # (the pattern is made of repeats after clear moves)
