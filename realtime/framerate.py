@@ -157,10 +157,12 @@ class FrameRateAdapter:
         """``frame`` is the last accepted one again, repeats are a pattern, and the frame before was not dropped;
         else its step from the last one is remembered."""
         step = float(cv2.norm(frame, self._prev, cv2.NORM_L1)) / frame.size
-        looks = step < REPEAT_LEVEL <= self._step and step < REPEAT_SHARE * self._step   # a still room has no step
-        drop = looks and not self._dropped and sum(self._seen) >= REPEAT_SEEN   # never two in a row: a still
-        self._seen.append(looks and self._step >= REPEAT_MOVED)  # scene after a cut is not a string of repeats
-        self._dropped = drop                                     # (the pattern is made of repeats after clear moves)
+        # a still room has no step for a repeat to be small against; a still room after a cut is not a string of
+        # repeats (never two in a row); the pattern is made of repeats after clear moves
+        looks = step < REPEAT_LEVEL <= self._step and step < REPEAT_SHARE * self._step
+        drop = looks and not self._dropped and sum(self._seen) >= REPEAT_SEEN
+        self._seen.append(looks and self._step >= REPEAT_MOVED)
+        self._dropped = drop
         if not drop:
             self._step = step
         return drop

@@ -1,22 +1,22 @@
 """A copy of an annotated stream as a worse camera would have filmed it: darker or brighter, noisier, out of
-focus, JPEG-compressed, under flickering light, with its white balance or exposure off, shaking, or at half its
-frame rate. Measures
-how far the model holds up outside the renderer's range (docs/ablation.md, "Session 27" and "Session 28").
+focus, JPEG-compressed, under flickering light, with its white balance or exposure off, shaking, or at half
+its frame rate. Measures how far the model holds up outside the renderer's range (docs/ablation.md, "Sessions
+27-29").
 
-Each frame, in the order a camera makes them: the camera's shake (the picture moved by a smooth random
-offset, ``--shake`` pixels rms, its edges repeated), defocus (Gaussian blur of sigma ``--blur`` pixels), the
-scene's light scaled by ``--exposure`` (by 1 + A sin(2 pi t / 3 s) with ``--ae A``: an auto-exposure that
-hunts; and, with ``--flicker A``, by 1 + A cos(2 pi f t) at the time t each row is read: LED or fluorescent
-light flickering at ``--light-hz`` f, 100 on 50 Hz mains, 120 on 60 Hz, seen by a rolling shutter that reads
-the frame top to bottom in 25 ms, as dark bands through the picture, rolling at 100 Hz and standing still at
-120 Hz with 30 frames a second), each colour channel scaled by ``--tint B,G,R`` (a white balance off: tungsten
+Each frame, in the order a camera makes them: the camera's shake (the picture moved by a smooth random offset,
+``--shake`` pixels rms, its edges repeated), defocus (Gaussian blur of sigma ``--blur`` pixels), the scene's
+light scaled by ``--exposure`` (by 1 + A sin(2 pi t / 3 s) with ``--ae A``: an auto-exposure that hunts; and,
+with ``--flicker A``, by 1 + A cos(2 pi f t) at the time t each row is read: LED or fluorescent light
+flickering at ``--light-hz`` f, 100 on 50 Hz mains, 120 on 60 Hz, seen by a rolling shutter that reads the
+frame top to bottom in 25 ms, as dark bands through the picture, rolling at 100 Hz and standing still at 120
+Hz with 30 frames a second), each colour channel scaled by ``--tint B,G,R`` (a white balance off: tungsten
 light is about ``0.65,1,1.3``), sensor read noise (Gaussian, sigma ``--noise`` in 8-bit levels, new every
 frame) added, the result amplified by ``--gain`` and clipped to 0-255, then each frame JPEG-compressed at
-quality ``--jpeg`` (as an MJPEG webcam sends it); with ``--hold N`` only every Nth frame is a new picture and the
-others repeat it (a webcam that fell to 1/N of its rate in a dim room, recorded by an app that kept writing the
-file's rate). A low-light webcam is ``--exposure 0.35 --noise 3 --gain
-2.5``: the picture is as bright as before, with the noise amplified. The annotations IN.csv are copied to
-OUT.csv unchanged (the frames are the same frames).
+quality ``--jpeg`` (as an MJPEG webcam sends it); with ``--hold N`` only every Nth frame is a new picture and
+the others repeat it (a webcam that fell to 1/N of its rate in a dim room, recorded by an app that kept
+writing the file's rate). A low-light webcam is ``--exposure 0.35 --noise 3 --gain 2.5``: the picture is as
+bright as before, with the noise amplified. The annotations IN.csv are copied to OUT.csv unchanged (the frames
+are the same frames).
 
 Usage: python scripts/degrade_stream.py IN.mp4 OUT.mp4 [--exposure E] [--noise S] [--gain G] [--blur S]
                                         [--jpeg Q] [--flicker A] [--light-hz F] [--tint B,G,R] [--ae A]
